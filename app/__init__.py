@@ -1,0 +1,1 @@
+"""QC Collector: a multi-tenant, contract-first collector for quality-check reports."""

@@ -1,0 +1,176 @@
+"""qc-collector: serve | migrate | keys create|list|revoke."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from app import config
+from app.storage import embedded
+from app.storage.migrate import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "config" / "gunicorn.conf.py"
+
+
+def _database(settings: config.Settings) -> tuple[str, str, Any]:
+    """(app url, owner url, embedded handle or None); starts the embedded server if needed."""
+    if settings.embedded:
+        db = embedded.start(settings.data_dir)
+        return db.app_url, db.owner_url, db
+    assert settings.database_url is not None
+    return settings.database_url, settings.database_migrate_url or settings.database_url, None
+
+
+def _demo_key(settings: config.Settings) -> str:
+    """A stable demo admin key under the data dir, for a first run without API_KEYS."""
+    path = settings.data_dir / "demo-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    secret = "qcc_demo_" + secrets.token_urlsafe(24)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return secret
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = config.load()
+    app_url, owner_url, db = _database(settings)
+    try:
+        if not args.no_migrate:
+            migrate(owner_url)
+        env = dict(os.environ)
+        env["DATABASE_URL"] = app_url
+        env["DATABASE_MIGRATE_URL"] = owner_url
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.data_dir / "prometheus"))
+        demo = None
+        if not settings.api_keys:
+            demo = _demo_key(settings)
+            env["API_KEYS"] = f"demo:admin:{demo}"
+        url = f"http://{settings.host}:{settings.port}"
+        print(f"QC Collector on {url}  (docs: {url}/ui/, spec: {url}/openapi.json)", flush=True)
+        if demo:
+            print("API_KEYS is unset: a demo admin key for tenant 'demo' is in "
+                  f"{settings.data_dir / 'demo-api-key'}. Try:\n"
+                  f"  curl -s -X POST {url}/ingest/qc -H 'X-Api-Key: {demo}' "
+                  "-H 'Content-Type: application/json' -d '{\"source\":\"etl-nightly\","
+                  "\"subject\":\"dataset:orders\",\"observed_at\":\"2026-11-21T02:03:11Z\","
+                  "\"checks\":[{\"rule\":\"row_count_min\",\"status\":\"fail\","
+                  "\"severity\":\"block\"}]}'\n"
+                  f"  curl -s {url}/reports -H 'X-Api-Key: {demo}'", flush=True)
+        cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+        child = subprocess.Popen(cmd, env=env, cwd=ROOT)
+
+        def forward(signum: int, _frame: Any) -> None:
+            child.send_signal(signum)
+
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        return child.wait()
+    finally:
+        if db is not None:
+            db.stop()
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    settings = config.load()
+    _, owner_url, db = _database(settings)
+    try:
+        applied = migrate(owner_url)
+        print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+        return 0
+    finally:
+        if db is not None:
+            db.stop()
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    from app.services import keys as key_service
+    from app.storage.db import open_pool
+
+    settings = config.load()
+    app_url, owner_url, db = _database(settings)
+    try:
+        migrate(owner_url)
+        pool = await open_pool(app_url, min_size=1, max_size=2)
+        try:
+            await pool.wait()
+            if args.action == "create":
+                created = await key_service.create(pool=pool, tenant=args.tenant, name=args.name,
+                                                   role=args.role, origin="cli")
+                out = {**_jsonable(created.record), "secret": created.secret}
+                print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+                print("store the secret now: it is not shown again", file=sys.stderr)
+            elif args.action == "list":
+                for record in await key_service.list_keys(pool=pool, tenant=args.tenant):
+                    print(orjson.dumps(_jsonable(record)).decode())
+            else:
+                await key_service.revoke(pool=pool, tenant=args.tenant, key_id=UUID(args.id))
+                print(f"revoked {args.id}")
+            return 0
+        finally:
+            await pool.close()
+    finally:
+        if db is not None:
+            db.stop()
+
+
+def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
+    return orjson.loads(orjson.dumps(record, default=str))
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from app.errors import DomainError
+
+    try:
+        return asyncio.run(_keys(args))
+    except (DomainError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qc-collector", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API under gunicorn (embedded DB by default)")
+    serve.add_argument("--no-migrate", action="store_true",
+                       help="skip migrations (when a deploy hook runs them)")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    keys = sub.add_parser("keys", help="manage API keys of a tenant")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key; prints its secret once")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", required=True, choices=config.ROLES)
+    create.add_argument("--name", required=True)
+    listing = actions.add_parser("list", help="list a tenant's keys (never secrets)")
+    listing.add_argument("--tenant", required=True)
+    revoke = actions.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("--tenant", required=True)
+    revoke.add_argument("id")
+    keys.set_defaults(func=cmd_keys)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except config.ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Settings: the environment turned into one typed object. Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("viewer", "operator", "auditor", "admin")
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapKey:
+    tenant: str
+    role: str
+    secret: str
+
+
+def parse_api_keys(raw: str) -> tuple[BootstrapKey, ...]:
+    """`tenant:role:secret,...`; a two-part `tenant:secret` entry means role operator."""
+    keys = []
+    for position, entry in enumerate(e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        parts = entry.split(":", 2)
+        if len(parts) == 2:
+            tenant, role, secret = parts[0], "operator", parts[1]
+        elif len(parts) == 3 and parts[1] in ROLES:
+            tenant, role, secret = parts
+        elif len(parts) == 3:
+            # tenant:secret where the secret itself contains a colon
+            tenant, role, secret = parts[0], "operator", f"{parts[1]}:{parts[2]}"
+        else:
+            raise ConfigError(f"API_KEYS entry {position + 1} is not tenant:role:secret")
+        if not TENANT_PATTERN.match(tenant):
+            raise ConfigError(f"API_KEYS entry {position + 1}: tenant must match {TENANT_PATTERN.pattern}")
+        if len(secret) < 8:
+            raise ConfigError(f"API_KEYS entry {position + 1}: secret must be at least 8 characters")
+        keys.append(BootstrapKey(tenant, role, secret))
+    return tuple(keys)
+
+
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}")
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    environment: str = "development"
+    database_url: str | None = None
+    database_migrate_url: str | None = None
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 9090
+    workers: int = 2
+    api_keys: tuple[BootstrapKey, ...] = ()
+    rate_limit_per_tenant: int = 200
+    rate_limit_burst: int = 400
+    max_body_bytes: int = 1024 * 1024
+    max_batch_body_bytes: int = 10 * 1024 * 1024
+    idempotency_ttl_hours: int = 24
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    log_level: str = "INFO"
+    metrics_token: str | None = field(default=None, repr=False)
+    prometheus_multiproc_dir: str | None = None
+    validate_responses: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    environment = env.get("COLLECTOR_ENV", "development")
+    if environment not in ("development", "production", "test"):
+        raise ConfigError("COLLECTOR_ENV must be development, production or test")
+    database_url = env.get("DATABASE_URL") or None
+    return Settings(
+        environment=environment,
+        database_url=database_url,
+        database_migrate_url=env.get("DATABASE_MIGRATE_URL") or database_url,
+        data_dir=Path(env.get("COLLECTOR_DATA_DIR") or "var").absolute(),
+        host=env.get("HOST", "127.0.0.1"),
+        port=_int(env, "PORT", 9090, minimum=1),
+        workers=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        api_keys=parse_api_keys(env.get("API_KEYS", "")),
+        rate_limit_per_tenant=_int(env, "RATE_LIMIT_PER_TENANT", 200),
+        rate_limit_burst=_int(env, "RATE_LIMIT_BURST", 400),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+        max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
+        idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24, minimum=24),
+        db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
+        db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        metrics_token=env.get("METRICS_TOKEN") or None,
+        prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
+    )

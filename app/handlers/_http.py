@@ -1,0 +1,37 @@
+"""The response shaper shared by handlers: JSON bytes through orjson, ETag and 304."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from connexion import request
+from connexion.lifecycle import ConnexionResponse
+
+from app.observability import request_state
+from app.services.principal import Principal
+
+JSON = "application/json"
+
+
+def principal(token_info: dict[str, Any]) -> Principal:
+    return token_info["principal"]
+
+
+def body() -> Any:
+    """The request body, parsed once by the validation layer."""
+    return request_state(request.scope).body
+
+
+def header(name: str) -> str | None:
+    return request.headers.get(name)
+
+
+def json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> ConnexionResponse:
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return ConnexionResponse(status_code=status, body=data, content_type=JSON,
+                             headers=headers or {})
+
+
+def not_modified(etag: str) -> ConnexionResponse:
+    return ConnexionResponse(status_code=304, headers={"ETag": etag})

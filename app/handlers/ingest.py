@@ -1,0 +1,41 @@
+"""POST /ingest/qc and /ingest/qc/batch."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from connexion.lifecycle import ConnexionResponse
+from generated.types import BatchSubmission, ReportSubmission
+
+from app import runtime
+from app.handlers._http import body, header, json, principal
+from app.observability import INGESTED
+from app.services import ingest as ingest_service
+
+
+async def _ingest(token_info: dict[str, Any], operation: str,
+                  submissions: list[dict[str, Any]], batch: bool) -> ConnexionResponse:
+    rt = runtime.get()
+    result = await ingest_service.ingest(
+        pool=rt.pool, committer=rt.committer, tenant=principal(token_info).tenant,
+        operation=operation, submissions=submissions, batch=batch, request_body=body(),
+        idempotency_key=header("idempotency-key"), idempotency_ttl=rt.idempotency_ttl)
+    headers = {}
+    if result.location:
+        headers["Location"] = result.location
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    for severity in result.severities:
+        INGESTED.labels(severity).inc()
+    return json(result.body, result.status, headers)
+
+
+async def ingest_report(token_info: dict[str, Any]) -> ConnexionResponse:
+    submission = cast(ReportSubmission, body())
+    return await _ingest(token_info, "ingest.ingest_report", [dict(submission)], batch=False)
+
+
+async def ingest_batch(token_info: dict[str, Any]) -> ConnexionResponse:
+    submitted = cast(BatchSubmission, body())
+    return await _ingest(token_info, "ingest.ingest_batch",
+                         [dict(r) for r in submitted["reports"]], batch=True)

@@ -1,0 +1,48 @@
+"""GET /reports and /reports/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from connexion import request
+from connexion.lifecycle import ConnexionResponse
+
+from app import runtime
+from app.errors import NotFound
+from app.handlers._http import header, json, not_modified, principal
+from app.services import reports as report_service
+
+
+async def list_reports(token_info: dict[str, Any], sort: str = "-received_at", limit: int = 50,
+                       cursor: str | None = None, severity: list[str] | None = None,
+                       status: list[str] | None = None, source: list[str] | None = None,
+                       subject: list[str] | None = None, label: list[str] | None = None,
+                       since: str | None = None, until: str | None = None) -> ConnexionResponse:
+    filters = report_service.make_filters(severity=severity, status=status, source=source,
+                                          subject=subject, label=label, since=since, until=until)
+    page = await report_service.list_reports(
+        pool=runtime.get().pool, tenant=principal(token_info).tenant, filters=filters,
+        sort=sort, limit=limit, cursor=cursor, if_none_match=header("if-none-match"))
+    if page.items is None:
+        return not_modified(page.etag)
+    headers = {"ETag": page.etag}
+    if page.next_cursor:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        query.append(("cursor", page.next_cursor))
+        headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+    return json({"items": page.items, "next_cursor": page.next_cursor}, headers=headers)
+
+
+async def get_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:  # noqa: A002
+    try:
+        report_id = UUID(id)
+    except ValueError:
+        raise NotFound("report not found") from None
+    document = await report_service.get_report(
+        pool=runtime.get().pool, tenant=principal(token_info).tenant, report_id=report_id,
+        if_none_match=header("if-none-match"))
+    if document.body is None:
+        return not_modified(document.etag)
+    return json(document.body, headers={"ETag": document.etag})

@@ -1,0 +1,95 @@
+"""create_app(): the connexion AsyncApp with our validator, error renderer and layers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from connexion import AsyncApp, ConnexionMiddleware
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import RelativeResolver
+from connexion.validators import VALIDATOR_MAP
+from starlette.exceptions import HTTPException
+
+from app import config, runtime
+from app.errors import DomainError, render
+from app.handlers.metrics import metrics_app
+from app.observability import RequestObserver, configure_logging
+from app.validation import BodyLimit, CompiledJSONBodyValidator
+
+SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
+
+
+class OrjsonJsonifier:
+    """connexion's jsonifier protocol, backed by orjson."""
+
+    @staticmethod
+    def dumps(data: Any, **_: Any) -> str:
+        return orjson.dumps(data).decode()
+
+    @staticmethod
+    def loads(data: Any) -> Any:
+        return orjson.loads(data)
+
+
+def create_app(settings: config.Settings | None = None) -> Any:
+    settings = settings or config.load()
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: ConnexionMiddleware) -> AsyncIterator[None]:
+        await runtime.start(settings)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    validator_map = dict(VALIDATOR_MAP)
+    validator_map["body"] = MediaTypeDict({**VALIDATOR_MAP["body"],
+                                           "*/*json": CompiledJSONBodyValidator})
+
+    app = AsyncApp(
+        __name__,
+        lifespan=lifespan,
+        jsonifier=OrjsonJsonifier,  # type: ignore[arg-type]
+        validator_map=validator_map,
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+    )
+    app.add_api(
+        SPEC,
+        resolver=RelativeResolver("app.handlers"),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+    )
+    app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_VALIDATION,
+                       default=settings.max_body_bytes, batch=settings.max_batch_body_bytes)
+    for exc_type in (DomainError, ProblemException, HTTPException, Exception):
+        app.add_error_handler(exc_type, render)
+    return RequestObserver(_MetricsRoute(app, settings))
+
+
+class _MetricsRoute:
+    """/metrics (Prometheus text) lives beside the contract, not in it: scrapers only."""
+
+    def __init__(self, app: Any, settings: config.Settings) -> None:
+        self.app = app
+        self.metrics = metrics_app(settings.metrics_token, settings.prometheus_multiproc_dir)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/metrics":
+            await self.metrics(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def asgi() -> Any:
+    """gunicorn entry point: app.main:asgi()"""
+    return create_app()

@@ -1,0 +1,99 @@
+"""The process's long-lived parts (pool, group committer, caches), built at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.config import Settings
+from app.services import ingest as ingest_service
+from app.services import keys as key_service
+from app.services.keys import KeyCache
+from app.services.ratelimit import RateLimiter
+from app.storage.db import open_pool
+
+log = logging.getLogger("qc_collector.runtime")
+
+PRUNE_EVERY_SECONDS = 600
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: Any
+    committer: ingest_service.GroupCommitter
+    keys: KeyCache = field(default_factory=KeyCache)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def idempotency_ttl(self) -> timedelta:
+        return timedelta(hours=self.settings.idempotency_ttl_hours)
+
+    def spawn(self, coro: Any) -> None:
+        """Fire-and-forget work (e.g. last-used stamps) that must not fail a request."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task failed: %s", task.exception().__class__.__name__)
+
+
+_current: Runtime | None = None
+
+
+def get() -> Runtime:
+    if _current is None:
+        raise RuntimeError("the application has not started")
+    return _current
+
+
+async def start(settings: Settings) -> Runtime:
+    global _current
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (qc-collector serve sets it in embedded mode)")
+    pool = await open_pool(settings.database_url, min_size=settings.db_pool_min,
+                           max_size=settings.db_pool_max)
+    committer = ingest_service.GroupCommitter(pool)
+    committer.start()
+    runtime = Runtime(settings=settings, pool=pool, committer=committer,
+                      limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))
+    _current = runtime
+    try:
+        await pool.wait(timeout=15)
+        if settings.api_keys:
+            await key_service.sync_env_keys(pool=pool, keys=settings.api_keys)
+    except Exception as exc:  # keep serving /health; /ready reports the database
+        log.error("start-up database work failed: %s", exc.__class__.__name__)
+    runtime.spawn(_prune_loop(runtime))
+    return runtime
+
+
+async def _prune_loop(runtime: Runtime) -> None:
+    while True:
+        try:
+            gone = await ingest_service.prune_idempotency(
+                pool=runtime.pool, older_than=datetime.now(UTC) - runtime.idempotency_ttl)
+            if gone:
+                log.info("pruned %d expired idempotency records", gone)
+        except Exception as exc:
+            log.warning("idempotency pruning failed: %s", exc.__class__.__name__)
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+
+async def stop() -> None:
+    global _current
+    runtime, _current = _current, None
+    if runtime is None:
+        return
+    for task in list(runtime._tasks):
+        task.cancel()
+    await runtime.committer.stop()
+    await runtime.pool.close()

@@ -1,0 +1,312 @@
+"""Ingest: turn submissions into stored reports, idempotently, with group commit.
+
+A submission is checked beyond its schema (timestamps, label keys), given its server
+fields and canonical bytes, and handed to the process's GroupCommitter, which writes
+the reports of every request waiting at that moment in one transaction. Each request
+is answered only after the transaction holding its rows has committed; if a shared
+transaction fails, its requests are retried one by one so a bad one fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import orjson
+import uuid_utils
+
+from app.errors import IdempotencyInFlight, IdempotencyKeyReused, InvalidBody
+from app.services.canonical import canonical_bytes, derive, rfc3339, sha256_hex
+from app.storage import idempotency as idem_store
+from app.storage import reports as report_store
+from app.storage.db import Connection, set_tenant, tenant_transaction
+
+log = logging.getLogger("qc_collector.ingest")
+
+# A first request that has not finished after this long is presumed dead; its key may
+# be taken over by a retry.
+IN_FLIGHT_TIMEOUT = timedelta(seconds=60)
+LABEL_KEY_MAX = 64
+
+
+@dataclass(slots=True)
+class PreparedReport:
+    row: tuple[Any, ...]
+    summary: dict[str, Any]
+    rollup_key: tuple[datetime, str, str, str]
+
+
+@dataclass(slots=True)
+class IdempotentAnswer:
+    key: str
+    status: int
+    body: bytes
+    location: str | None
+
+
+@dataclass(slots=True)
+class Work:
+    tenant: str
+    reports: list[PreparedReport]
+    answer: IdempotentAnswer | None = None
+    future: asyncio.Future[None] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    status: int
+    body: bytes
+    location: str | None
+    replayed: bool
+    severities: tuple[str, ...] = ()
+
+
+def _parse_time(raw: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _check(submission: dict[str, Any], pointer: str) -> list[dict[str, str]]:
+    """What the JSON Schema cannot say: a real instant, label key length, no NUL keys."""
+    errors = []
+    if _parse_time(submission["observed_at"]) is None:
+        errors.append({"pointer": f"{pointer}/observed_at",
+                       "detail": "not an RFC 3339 date-time with an offset"})
+    for key in submission.get("labels", {}):
+        if not key or len(key) > LABEL_KEY_MAX or "\x00" in key:
+            errors.append({"pointer": f"{pointer}/labels",
+                           "detail": f"label keys must be 1-{LABEL_KEY_MAX} characters without NUL"})
+    return errors
+
+
+def prepare(submission: dict[str, Any], *, tenant: str, received_at: datetime) -> PreparedReport:
+    report_id = UUID(bytes=uuid_utils.uuid7().bytes)
+    checks = submission["checks"]
+    status, severity, counts = derive(checks)
+    labels = submission.get("labels", {})
+    received = rfc3339(received_at)
+    document: dict[str, Any] = {
+        "source": submission["source"],
+        "subject": submission["subject"],
+        "observed_at": submission["observed_at"],
+        "labels": labels,
+        "checks": checks,
+        "id": str(report_id),
+        "tenant": tenant,
+        "received_at": received,
+        "status": status,
+        "severity": severity,
+        "counts": counts,
+    }
+    run_id = submission.get("run_id")
+    if run_id is not None:
+        document["run_id"] = run_id
+    canonical = canonical_bytes(document)
+    digest = sha256_hex(canonical)
+    observed_at = _parse_time(submission["observed_at"])
+    summary = {k: v for k, v in document.items() if k != "checks"}
+    summary["content_sha256"] = digest
+    summary["signed"] = False
+    row = (report_id, received_at, observed_at, submission["observed_at"],
+           submission["source"], submission["subject"], run_id, labels, status, severity,
+           counts["pass"], counts["warn"], counts["fail"], digest, canonical)
+    hour = received_at.replace(minute=0, second=0, microsecond=0)
+    return PreparedReport(row=row, summary=summary,
+                          rollup_key=(hour, severity, status, submission["source"]))
+
+
+def prepare_all(submissions: list[dict[str, Any]], *, tenant: str, batch: bool,
+                now: datetime | None = None) -> list[PreparedReport]:
+    """All or nothing: any invalid submission raises InvalidBody naming each one."""
+    errors: list[dict[str, str]] = []
+    bad: list[int] = []
+    for index, submission in enumerate(submissions):
+        found = _check(submission, f"/reports/{index}" if batch else "")
+        if found:
+            errors.extend(found)
+            bad.append(index)
+    if errors:
+        raise InvalidBody(errors, bad if batch else None)
+    received_at = now or datetime.now(UTC)
+    return [prepare(s, tenant=tenant, received_at=received_at) for s in submissions]
+
+
+async def write(conn: Connection, works: list[Work]) -> None:
+    """Write every work item's rows inside the caller's transaction, tenant by tenant."""
+    by_tenant: dict[str, list[Work]] = defaultdict(list)
+    for work in works:
+        by_tenant[work.tenant].append(work)
+    # Sorted tenants and rollup keys: concurrent writers take row locks in one order.
+    for tenant in sorted(by_tenant):
+        group = by_tenant[tenant]
+        await set_tenant(conn, tenant)
+        rows = [p.row for w in group for p in w.reports]
+        await report_store.insert_rows(conn, tenant=tenant, rows=rows)
+        rollup: dict[tuple[datetime, str, str, str], int] = defaultdict(int)
+        for work in group:
+            for prepared in work.reports:
+                rollup[prepared.rollup_key] += 1
+        await report_store.add_rollup(conn, tenant=tenant, counts=rollup)
+        for work in group:
+            if work.answer is not None:
+                a = work.answer
+                await idem_store.complete(conn, tenant=tenant, key=a.key, status=a.status,
+                                          body=a.body, location=a.location)
+        await report_store.bump_version(conn, tenant=tenant)
+
+
+class GroupCommitter:
+    """Coalesces concurrent ingests of this process into shared transactions."""
+
+    def __init__(self, pool: Any, *, max_rows: int = 5000) -> None:
+        self._pool = pool
+        self._max_rows = max_rows
+        self._pending: list[Work] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for work in self._pending:
+            if work.future is not None and not work.future.done():
+                work.future.set_exception(RuntimeError("shutting down"))
+
+    async def submit(self, work: Work) -> None:
+        """Returns once the work is committed; raises if it could not be."""
+        work.future = asyncio.get_running_loop().create_future()
+        self._pending.append(work)
+        self._wakeup.set()
+        await asyncio.shield(work.future)
+
+    def _take(self) -> list[Work]:
+        taken, rows = [], 0
+        while self._pending and (not taken or rows + len(self._pending[0].reports) <= self._max_rows):
+            work = self._pending.pop(0)
+            taken.append(work)
+            rows += len(work.reports)
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._flush(self._take())
+
+    async def _commit(self, works: list[Work]) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            await write(conn, works)
+
+    async def _flush(self, works: list[Work]) -> None:
+        try:
+            await self._commit(works)
+        except Exception as exc:
+            if len(works) == 1:
+                _settle(works[0], exc)
+                return
+            log.warning("shared ingest transaction failed (%s); retrying %d requests one by one",
+                        exc.__class__.__name__, len(works))
+            for work in works:
+                try:
+                    await self._commit([work])
+                except Exception as own:
+                    _settle(work, own)
+                else:
+                    _settle(work, None)
+            return
+        for work in works:
+            _settle(work, None)
+
+
+def _settle(work: Work, exc: BaseException | None) -> None:
+    if work.future is None or work.future.done():
+        return
+    if exc is None:
+        work.future.set_result(None)
+    else:
+        work.future.set_exception(exc)
+
+
+# -- the use case -------------------------------------------------------------------
+
+
+def fingerprint(operation: str, body: Any) -> str:
+    return sha256_hex(operation.encode() + b"\n" + canonical_bytes(body))
+
+
+async def ingest(*, pool: Any, committer: GroupCommitter, tenant: str, operation: str,
+                 submissions: list[dict[str, Any]], batch: bool, request_body: Any,
+                 idempotency_key: str | None, idempotency_ttl: timedelta) -> IngestResult:
+    prepared = prepare_all(submissions, tenant=tenant, batch=batch)
+    if batch:
+        body = orjson.dumps({"items": [p.summary for p in prepared]})
+        location = None
+    else:
+        body = orjson.dumps(prepared[0].summary)
+        location = f"/reports/{prepared[0].summary['id']}"
+    severities = tuple(p.summary["severity"] for p in prepared)
+    if idempotency_key is None:
+        await committer.submit(Work(tenant, prepared))
+        return IngestResult(201, body, location, replayed=False, severities=severities)
+
+    stored = await _claim(pool, tenant=tenant, key=idempotency_key,
+                          fingerprint=fingerprint(operation, request_body), ttl=idempotency_ttl)
+    if stored is not None:
+        return stored
+    answer = IdempotentAnswer(idempotency_key, 201, body, location)
+    try:
+        await committer.submit(Work(tenant, prepared, answer))
+    except BaseException:
+        async with tenant_transaction(pool, tenant) as conn:
+            await idem_store.release(conn, tenant=tenant, key=idempotency_key)
+        raise
+    return IngestResult(201, body, location, replayed=False, severities=severities)
+
+
+async def _claim(pool: Any, *, tenant: str, key: str, fingerprint: str,
+                 ttl: timedelta) -> IngestResult | None:
+    """None when this request now owns the key; else the stored answer (or an error)."""
+    async with tenant_transaction(pool, tenant) as conn:
+        if await idem_store.claim(conn, tenant=tenant, key=key, fingerprint=fingerprint):
+            return None
+        record = await idem_store.get(conn, tenant=tenant, key=key)
+        if record is None:  # released between our insert and read: try once more
+            if await idem_store.claim(conn, tenant=tenant, key=key, fingerprint=fingerprint):
+                return None
+            raise IdempotencyInFlight()
+        age = datetime.now(UTC) - record["created_at"]
+        expired = age > ttl
+        abandoned = record["state"] == "in_flight" and age > IN_FLIGHT_TIMEOUT
+        if expired or abandoned:
+            if await idem_store.reclaim(conn, tenant=tenant, key=key, fingerprint=fingerprint,
+                                        seen_created_at=record["created_at"]):
+                return None
+            raise IdempotencyInFlight()
+        if record["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused()
+        if record["state"] == "in_flight":
+            raise IdempotencyInFlight()
+        return IngestResult(record["response_status"], bytes(record["response_body"]),
+                            record["location"], replayed=True)
+
+
+async def prune_idempotency(*, pool: Any, older_than: datetime) -> int:
+    async with pool.connection() as conn:
+        return await idem_store.prune(conn, older_than=older_than)
+

@@ -1,0 +1,201 @@
+"""Reading reports: filters, keyset cursors, ETags computed without running the list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from app.errors import BadRequest, NotFound
+from app.services.canonical import rfc3339
+from app.storage import reports as report_store
+from app.storage.db import tenant_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    severity: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    subject: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # AND; from label=key:value
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def sql_params(self) -> dict[str, Any]:
+        labels: dict[str, str] | None = None
+        impossible = False
+        if self.labels:
+            labels = {}
+            for key, value in self.labels:
+                if labels.get(key, value) != value:
+                    impossible = True  # key:a AND key:b can never both hold
+                labels[key] = value
+        return {
+            "severity": list(self.severity) or None,
+            "status": list(self.status) or None,
+            "source": list(self.source) or None,
+            # an impossible label set becomes a subject filter that matches nothing
+            "subject": [] if impossible else (list(self.subject) or None),
+            "labels": orjson.dumps(labels).decode() if labels else None,
+            "since": self.since,
+            "until": self.until,
+        }
+
+    def key(self) -> tuple[Any, ...]:
+        return (sorted(self.severity), sorted(self.status), sorted(self.source),
+                sorted(self.subject), sorted(self.labels),
+                self.since.isoformat() if self.since else None,
+                self.until.isoformat() if self.until else None)
+
+
+def parse_time(raw: str | None, name: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{name} is not an RFC 3339 date-time", errors=[
+            {"pointer": name, "detail": "expected e.g. 2026-11-21T02:00:00Z"}]) from None
+    if moment.tzinfo is None:
+        raise BadRequest(f"{name} needs a UTC offset (e.g. Z)", errors=[
+            {"pointer": name, "detail": "missing offset"}])
+    return moment
+
+
+def make_filters(*, severity: list[str] | None = None, status: list[str] | None = None,
+                 source: list[str] | None = None, subject: list[str] | None = None,
+                 label: list[str] | None = None, since: str | None = None,
+                 until: str | None = None) -> Filters:
+    pairs = []
+    for item in label or []:
+        key, _, value = item.partition(":")
+        pairs.append((key, value))
+    filters = Filters(tuple(severity or ()), tuple(status or ()), tuple(source or ()),
+                      tuple(subject or ()), tuple(pairs), parse_time(since, "since"),
+                      parse_time(until, "until"))
+    if filters.since and filters.until and filters.since > filters.until:
+        raise BadRequest("since is after until")
+    return filters
+
+
+def etag(tenant: str, version: int, *parts: Any) -> str:
+    digest = hashlib.blake2b(orjson.dumps([tenant, version, *parts], default=str),
+                             digest_size=12).hexdigest()
+    return f'"{digest}"'
+
+
+def matches(if_none_match: str | None, current: str) -> bool:
+    """Weak comparison (RFC 9110 13.1.2) against a list of entity tags."""
+    if not if_none_match:
+        return False
+    for tag in if_none_match.split(","):
+        if tag.strip().removeprefix("W/") == current:
+            return True
+    return False
+
+
+# -- cursors ------------------------------------------------------------------------
+
+
+def encode_cursor(sort: str, moment: datetime, report_id: UUID) -> str:
+    raw = orjson.dumps({"s": sort, "t": moment.isoformat(), "i": str(report_id)})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        moment = datetime.fromisoformat(data["t"])
+        report_id = UUID(data["i"])
+        cursor_sort = data["s"]
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise BadRequest("cursor is not valid; start again without it") from None
+    if cursor_sort != sort or moment.tzinfo is None:
+        raise BadRequest("cursor belongs to another sort order; start again without it")
+    return moment, report_id
+
+
+# -- use cases ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    etag: str
+    items: list[dict[str, Any]] | None  # None: not modified
+    next_cursor: str | None
+
+
+def _summary(row: dict[str, Any], tenant: str) -> dict[str, Any]:
+    summary = {
+        "id": str(row["id"]),
+        "tenant": tenant,
+        "source": row["source"],
+        "subject": row["subject"],
+        "observed_at": row["observed_at_raw"],
+        "received_at": rfc3339(row["received_at"]),
+        "labels": row["labels"],
+        "status": row["status"],
+        "severity": row["severity"],
+        "counts": {"pass": row["count_pass"], "warn": row["count_warn"],
+                   "fail": row["count_fail"]},
+        "content_sha256": row["content_sha256"],
+        "signed": row["signed"],
+    }
+    if row["run_id"] is not None:
+        summary["run_id"] = row["run_id"]
+    return summary
+
+
+async def list_reports(*, pool: Any, tenant: str, filters: Filters, sort: str, limit: int,
+                       cursor: str | None, if_none_match: str | None) -> Page:
+    descending = sort.startswith("-")
+    column = sort.lstrip("-")
+    after = decode_cursor(cursor, sort) if cursor else None
+    async with tenant_transaction(pool, tenant) as conn:
+        version = await report_store.tenant_version(conn, tenant=tenant)
+        tag = etag(tenant, version, "reports", filters.key(), sort, limit, cursor)
+        if matches(if_none_match, tag):
+            return Page(tag, None, None)
+        params = filters.sql_params()
+        params.update(limit=limit + 1, after_time=after[0] if after else None,
+                      after_id=after[1] if after else None)
+        rows = await report_store.list_page(conn, tenant=tenant, params=params, sort=column,
+                                            descending=descending)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        next_cursor = encode_cursor(sort, last["sort_key"], last["id"])
+    return Page(tag, [_summary(r, tenant) for r in rows], next_cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDocument:
+    etag: str
+    body: bytes | None  # None: not modified
+
+
+async def get_report(*, pool: Any, tenant: str, report_id: UUID,
+                     if_none_match: str | None) -> ReportDocument:
+    async with tenant_transaction(pool, tenant) as conn:
+        version = await report_store.tenant_version(conn, tenant=tenant)
+        tag = etag(tenant, version, "report", str(report_id))
+        if matches(if_none_match, tag):
+            return ReportDocument(tag, None)
+        found = await report_store.get(conn, tenant=tenant, report_id=report_id)
+    if found is None:
+        raise NotFound("report not found")
+    canonical, digest, signed = found
+    document = orjson.loads(canonical)
+    document["content_sha256"] = digest
+    document["signed"] = signed
+    return ReportDocument(tag, orjson.dumps(document))

@@ -1,0 +1,65 @@
+"""Connection pool lifecycle and the tenant-scoped transaction every query runs in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import ServiceUnavailable
+
+log = logging.getLogger("qc_collector.storage")
+
+set_json_dumps(orjson.dumps)
+set_json_loads(orjson.loads)
+
+# Custom plans: the optional-filter queries ("x IS NULL OR col = ANY(x)") only use their
+# indexes when the planner sees the actual parameters.
+SESSION_OPTIONS = "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan"
+
+Connection = psycopg.AsyncConnection
+
+
+def _with_options(conninfo: str) -> str:
+    return psycopg.conninfo.make_conninfo(conninfo, options=SESSION_OPTIONS,
+                                          application_name="qc-collector")
+
+
+async def open_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        _with_options(conninfo), min_size=min_size, max_size=max_size, open=False,
+        kwargs={"autocommit": True}, name="qc-collector", timeout=10.0,
+    )
+    await pool.open(wait=False)
+    return pool
+
+
+@asynccontextmanager
+async def tenant_transaction(pool: AsyncConnectionPool, tenant: str) -> AsyncIterator[Connection]:
+    """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant)."""
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant', %s, true)", (tenant,))
+            yield conn
+    except (psycopg.OperationalError, TimeoutError) as exc:
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        raise ServiceUnavailable("database is unavailable; retry later") from exc
+
+
+async def set_tenant(conn: Connection, tenant: str) -> None:
+    """Switch the RLS tenant inside an open transaction (group commit spans tenants)."""
+    await conn.execute("SELECT set_config('app.tenant', %s, true)", (tenant,))
+
+
+async def ping(pool: AsyncConnectionPool) -> bool:
+    try:
+        async with pool.connection(timeout=2.0) as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except Exception:  # any failure means "not ready"
+        return False

@@ -1,0 +1,49 @@
+"""Idempotency records: claim, read, take over, complete, release."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from app.storage.db import Connection
+from app.storage.queries import q
+
+
+async def claim(conn: Connection, *, tenant: str, key: str, fingerprint: str) -> bool:
+    cur = await conn.execute(q("claim_idempotency_key"),
+                             {"tenant": tenant, "key": key, "fingerprint": fingerprint})
+    return await cur.fetchone() is not None
+
+
+async def get(conn: Connection, *, tenant: str, key: str) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q("get_idempotency_key"), {"tenant": tenant, "key": key})
+        return await cur.fetchone()
+
+
+async def reclaim(conn: Connection, *, tenant: str, key: str, fingerprint: str,
+                  seen_created_at: datetime) -> bool:
+    cur = await conn.execute(q("reclaim_idempotency_key"), {
+        "tenant": tenant, "key": key, "fingerprint": fingerprint,
+        "seen_created_at": seen_created_at,
+    })
+    return await cur.fetchone() is not None
+
+
+async def complete(conn: Connection, *, tenant: str, key: str, status: int, body: bytes,
+                   location: str | None) -> None:
+    await conn.execute(q("complete_idempotency_key"), {
+        "tenant": tenant, "key": key, "status": status, "body": body, "location": location,
+    })
+
+
+async def release(conn: Connection, *, tenant: str, key: str) -> None:
+    await conn.execute(q("release_idempotency_key"), {"tenant": tenant, "key": key})
+
+
+async def prune(conn: Connection, *, older_than: datetime) -> int:
+    cur = await conn.execute(q("prune_idempotency_keys"), {"older_than": older_than})
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0

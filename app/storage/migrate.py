@@ -1,0 +1,61 @@
+"""Forward-only SQL migrations, applied under a PostgreSQL advisory lock.
+
+Each file in migrations/ runs once, in name order, in its own transaction, and is
+recorded in schema_migrations. Replicas that start together queue on the lock; the
+first applies, the others find nothing left to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from importlib import resources
+
+import psycopg
+
+log = logging.getLogger("qc_collector.migrate")
+
+LOCK_ID = 0x51CC011EC7  # "qc collector"; any constant shared by every replica
+
+
+def _migrations() -> list[tuple[str, str]]:
+    folder = resources.files("app.storage") / "migrations"
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(p.name, p.read_text()) for p in files]
+
+
+def migrate(conninfo: str) -> list[str]:
+    """Apply pending migrations; returns the names applied by this call."""
+    applied: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, sha256 text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {
+                row[0]: row[1]
+                for row in conn.execute("SELECT name, sha256 FROM schema_migrations")
+            }
+            for name, sql in _migrations():
+                digest = hashlib.sha256(sql.encode()).hexdigest()
+                if name in done:
+                    if done[name] != digest:
+                        raise RuntimeError(
+                            f"migration {name} changed after it was applied; "
+                            "migrations are forward-only: add a new file instead"
+                        )
+                    continue
+                with conn.transaction():
+                    conn.execute(sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (name, sha256) VALUES (%s, %s)",
+                        (name, digest),
+                    )
+                log.info("applied migration %s", name)
+                applied.append(name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
+    return applied

@@ -1,0 +1,144 @@
+-- Every SQL statement of the service, by name. Parameters are %(named)s; optional
+-- filters read "(%(x)s IS NULL OR ...)". {braced} names are identifiers or keywords
+-- filled in only through psycopg.sql (sort column and direction), never user text.
+
+-- name: tenant_version
+-- The tenant's change version: the ETag validator of every read.
+SELECT coalesce((SELECT version FROM tenant_versions WHERE tenant_id = %(tenant)s), 0);
+
+-- name: bump_version
+-- Called last in every write transaction; its row lock orders the tenant's commits.
+INSERT INTO tenant_versions (tenant_id, version) VALUES (%(tenant)s, 1)
+ON CONFLICT (tenant_id) DO UPDATE SET version = tenant_versions.version + 1
+RETURNING version;
+
+-- name: insert_reports
+-- Bulk insert of one tenant's prepared rows in one statement (COPY is refused under RLS).
+INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source,
+                     subject, run_id, labels, status, severity, count_pass, count_warn,
+                     count_fail, content_sha256, canonical)
+SELECT %(tenant)s, r.*
+  FROM unnest(%(ids)s::uuid[], %(received_at)s::timestamptz[], %(observed_at)s::timestamptz[],
+              %(observed_at_raw)s::text[], %(source)s::text[], %(subject)s::text[],
+              %(run_id)s::text[], %(labels)s::jsonb[], %(status)s::text[], %(severity)s::text[],
+              %(count_pass)s::int[], %(count_warn)s::int[], %(count_fail)s::int[],
+              %(content_sha256)s::text[], %(canonical)s::bytea[]) AS r;
+
+-- name: add_rollup
+-- Adds hourly counts; rows arrive sorted by key so concurrent writers lock in one order.
+INSERT INTO report_rollup_hourly (tenant_id, hour, severity, status, source, n)
+SELECT %(tenant)s, r.hour, r.severity, r.status, r.source, r.n
+  FROM unnest(%(hours)s::timestamptz[], %(severities)s::text[], %(statuses)s::text[],
+              %(sources)s::text[], %(ns)s::bigint[]) AS r(hour, severity, status, source, n)
+ON CONFLICT (tenant_id, hour, severity, status, source)
+DO UPDATE SET n = report_rollup_hourly.n + EXCLUDED.n;
+
+-- name: get_report
+-- One report's canonical bytes and mutable signing state.
+SELECT canonical, content_sha256, signed
+  FROM reports
+ WHERE tenant_id = %(tenant)s AND id = %(id)s;
+
+-- name: list_reports
+-- One keyset page of summaries; fetches limit + 1 rows to know whether more follow.
+SELECT id, source, subject, run_id, observed_at_raw, received_at, labels, status, severity,
+       count_pass, count_warn, count_fail, content_sha256, signed, {sort_col} AS sort_key
+  FROM reports
+ WHERE tenant_id = %(tenant)s
+   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
+   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
+   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
+   AND (%(subject)s::text[] IS NULL OR subject = ANY(%(subject)s::text[]))
+   AND (%(labels)s::jsonb IS NULL OR labels @> %(labels)s::jsonb)
+   AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
+   AND (%(until)s::timestamptz IS NULL OR received_at < %(until)s::timestamptz)
+   AND (%(after_time)s::timestamptz IS NULL
+        OR ({sort_col}, id) {cmp} (%(after_time)s::timestamptz, %(after_id)s::uuid))
+ ORDER BY {sort_col} {direction}, id {direction}
+ LIMIT %(limit)s;
+
+-- name: timeline_from_rollup
+-- Bucketed counts from the hourly rollup (filters on rollup dimensions only).
+SELECT date_trunc(%(bucket)s, hour) AS start, {group_col} AS key, sum(n)::bigint AS n
+  FROM report_rollup_hourly
+ WHERE tenant_id = %(tenant)s
+   AND hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz
+   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
+   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
+   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
+ GROUP BY 1, 2;
+
+-- name: timeline_from_reports
+-- Bucketed counts straight from reports (subject or label filters).
+SELECT date_trunc(%(bucket)s, received_at) AS start, {group_col} AS key, count(*) AS n
+  FROM reports
+ WHERE tenant_id = %(tenant)s
+   AND received_at >= %(since)s::timestamptz AND received_at < %(until)s::timestamptz
+   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
+   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
+   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
+   AND (%(subject)s::text[] IS NULL OR subject = ANY(%(subject)s::text[]))
+   AND (%(labels)s::jsonb IS NULL OR labels @> %(labels)s::jsonb)
+ GROUP BY 1, 2;
+
+-- name: claim_idempotency_key
+-- First writer of a key wins; the others read what it left.
+INSERT INTO idempotency_keys (tenant_id, key, fingerprint, state)
+VALUES (%(tenant)s, %(key)s, %(fingerprint)s, 'in_flight')
+ON CONFLICT (tenant_id, key) DO NOTHING
+RETURNING key;
+
+-- name: get_idempotency_key
+SELECT fingerprint, state, response_status, response_body, location, created_at
+  FROM idempotency_keys
+ WHERE tenant_id = %(tenant)s AND key = %(key)s;
+
+-- name: reclaim_idempotency_key
+-- Takes over a record that expired or whose first request died in flight.
+UPDATE idempotency_keys
+   SET fingerprint = %(fingerprint)s, state = 'in_flight', response_status = NULL,
+       response_body = NULL, location = NULL, created_at = now()
+ WHERE tenant_id = %(tenant)s AND key = %(key)s AND created_at = %(seen_created_at)s
+RETURNING key;
+
+-- name: complete_idempotency_key
+-- Stores the answer in the same transaction as the reports it describes.
+UPDATE idempotency_keys
+   SET state = 'done', response_status = %(status)s, response_body = %(body)s,
+       location = %(location)s
+ WHERE tenant_id = %(tenant)s AND key = %(key)s;
+
+-- name: release_idempotency_key
+-- The request failed without storing anything: free the key for a retry.
+DELETE FROM idempotency_keys
+ WHERE tenant_id = %(tenant)s AND key = %(key)s AND state = 'in_flight';
+
+-- name: prune_idempotency_keys
+SELECT qcc_prune_idempotency_keys(%(older_than)s::timestamptz);
+
+-- name: lookup_api_key
+-- Cross-tenant by design (the tenant is what we are finding out); definer function.
+SELECT tenant_id, id, role FROM qcc_lookup_api_key(%(secret_sha256)s);
+
+-- name: sync_env_keys
+SELECT qcc_sync_env_keys(%(keys)s::jsonb);
+
+-- name: insert_api_key
+INSERT INTO api_keys (tenant_id, id, name, role, prefix, secret_sha256, origin)
+VALUES (%(tenant)s, %(id)s, %(name)s, %(role)s, %(prefix)s, %(secret_sha256)s, %(origin)s)
+RETURNING id, name, role, prefix, origin, created_at, last_used_at, revoked_at;
+
+-- name: list_api_keys
+SELECT id, name, role, prefix, origin, created_at, last_used_at, revoked_at
+  FROM api_keys
+ WHERE tenant_id = %(tenant)s
+ ORDER BY created_at, id;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = now()
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND revoked_at IS NULL
+RETURNING id;
+
+-- name: touch_api_key
+UPDATE api_keys SET last_used_at = now()
+ WHERE tenant_id = %(tenant)s AND id = %(id)s;

@@ -1,0 +1,88 @@
+"""Report rows: bulk insert, rollup, keyset pages, timeline aggregates, versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from app.storage.db import Connection
+from app.storage.queries import composed, q
+
+SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
+GROUP_COLUMNS = {"severity": "severity", "status": "status", "source": "source"}
+
+
+async def tenant_version(conn: Connection, *, tenant: str) -> int:
+    cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def bump_version(conn: Connection, *, tenant: str) -> int:
+    cur = await conn.execute(q("bump_version"), {"tenant": tenant})
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+INSERT_COLUMNS = ("ids", "received_at", "observed_at", "observed_at_raw", "source", "subject",
+                  "run_id", "labels", "status", "severity", "count_pass", "count_warn",
+                  "count_fail", "content_sha256", "canonical")
+
+
+async def insert_rows(conn: Connection, *, tenant: str, rows: Sequence[Sequence[Any]]) -> None:
+    """rows: (id, received_at, observed_at, observed_at_raw, source, subject, run_id,
+    labels dict, status, severity, pass, warn, fail, sha256, canonical bytes)."""
+    columns: dict[str, Any] = {name: [] for name in INSERT_COLUMNS}
+    for row in rows:
+        for name, value in zip(INSERT_COLUMNS, row, strict=True):
+            columns[name].append(value)
+    columns["labels"] = [Jsonb(v) for v in columns["labels"]]
+    await conn.execute(q("insert_reports"), {"tenant": tenant, **columns})
+
+
+async def add_rollup(conn: Connection, *, tenant: str,
+                     counts: dict[tuple[datetime, str, str, str], int]) -> None:
+    keys = sorted(counts)
+    await conn.execute(q("add_rollup"), {
+        "tenant": tenant,
+        "hours": [k[0] for k in keys],
+        "severities": [k[1] for k in keys],
+        "statuses": [k[2] for k in keys],
+        "sources": [k[3] for k in keys],
+        "ns": [counts[k] for k in keys],
+    })
+
+
+async def get(conn: Connection, *, tenant: str, report_id: UUID) -> tuple[bytes, str, bool] | None:
+    cur = await conn.execute(q("get_report"), {"tenant": tenant, "id": report_id})
+    row = await cur.fetchone()
+    return (bytes(row[0]), row[1], row[2]) if row else None
+
+
+async def list_page(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
+                    descending: bool) -> list[dict[str, Any]]:
+    column = sql.Identifier(SORT_COLUMNS[sort])
+    query = composed(
+        "list_reports",
+        sort_col=column,
+        cmp=sql.SQL("<" if descending else ">"),
+        direction=sql.SQL("DESC" if descending else "ASC"),
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, {"tenant": tenant, **params})
+        return await cur.fetchall()
+
+
+async def timeline(conn: Connection, *, tenant: str, params: dict[str, Any], group_by: str,
+                   from_rollup: bool) -> list[tuple[datetime, str, int]]:
+    name = "timeline_from_rollup" if from_rollup else "timeline_from_reports"
+    query = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]))
+    cur = await conn.execute(query, {"tenant": tenant, **params})
+    return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]

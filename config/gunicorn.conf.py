@@ -1,0 +1,36 @@
+"""gunicorn settings for QC Collector (uvicorn workers). Values come from app.config."""
+
+import os
+import shutil
+
+from prometheus_client import multiprocess
+
+from app import config as _app_config
+
+_settings = _app_config.load()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "uvicorn_worker.UvicornWorker"
+wsgi_app = "app.main:asgi()"
+graceful_timeout = 20
+timeout = 60
+keepalive = 75
+# Access lines come from the app's JSON logger (with request ids), not gunicorn's.
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+
+
+def on_starting(server):  # noqa: ARG001
+    # Metrics from every worker are merged from this directory; stale files from a
+    # previous run would be counted again, so it starts empty.
+    path = _settings.prometheus_multiproc_dir
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):  # noqa: ARG001
+    if _settings.prometheus_multiproc_dir:
+        multiprocess.mark_process_dead(worker.pid)
