@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make serve` and `make test`. Each bootstraps .venv
+# from pyproject.toml the first time (and again whenever pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv serve test generate check-generated bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Start the service on the embedded PostgreSQL at http://127.0.0.1:9090 (PORT to change).
+serve: venv
+	CONSOLE_INSECURE_COOKIES=true $(BIN)/qc-collector serve
+
+## Every gate: lint, types, contract, tests, fuzz (each also `tox -e <gate>`).
+test: venv
+	$(BIN)/tox run -e lint,types,contract,tests,fuzz
+
+## Regenerate generated/ from openapi/ after editing the spec.
+generate: venv
+	$(BIN)/python tools/codegen.py
+
+check-generated: venv
+	$(BIN)/python tools/codegen.py --check
+
+## Performance figures against same-run baselines (not part of `make test`).
+bench: venv
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf .tox .pytest_cache .mypy_cache .ruff_cache

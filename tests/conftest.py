@@ -1,0 +1,55 @@
+"""Shared fixtures: one real PostgreSQL and one real gunicorn server per test session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tools.liveserver import LiveDatabase, LiveServer, key_for, start_database, start_server
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDatabase]:
+    db = start_database(tmp_path_factory.mktemp("pg"))
+    yield db
+    db.stop()
+
+
+@pytest.fixture(scope="session")
+def server(database: LiveDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(database, run_dir=tmp_path_factory.mktemp("server"),
+                        env={"VALIDATE_RESPONSES": "true"})
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+def headers(tenant: str = "acme", role: str = "admin", **extra: str) -> dict[str, str]:
+    return {"X-Api-Key": key_for(tenant, role), **extra}
+
+
+def report(**overrides: Any) -> dict[str, Any]:
+    """A valid submission; each call gets a unique subject so tests do not see each other."""
+    body: dict[str, Any] = {
+        "source": "etl-nightly",
+        "subject": f"dataset:{uuid.uuid4().hex[:12]}",
+        "run_id": "2026-11-21T02:00Z#481",
+        "observed_at": "2026-11-21T02:03:11Z",
+        "labels": {"env": "prod", "team": "billing"},
+        "checks": [
+            {"rule": "row_count_min", "status": "fail", "severity": "block",
+             "message": "0 rows, expected >= 1000", "observed": 0, "expected": ">= 1000"},
+            {"rule": "null_ratio", "status": "pass", "severity": "warn"},
+        ],
+    }
+    body.update(overrides)
+    return body
