@@ -16,6 +16,7 @@ from app.errors import InvalidBody, PayloadTooLarge
 from app.observability import RequestState, request_state
 
 MAX_ERRORS = 100
+MAX_INDEXES = 1000
 _INDEX = re.compile(r"^/reports/(\d+)(?:/|$)")
 
 
@@ -63,7 +64,7 @@ def body_errors(validator: Any, body: Any) -> InvalidBody | None:
     if not errors:
         return None
     batch = isinstance(body, dict) and "reports" in body and bool(indexes)
-    return InvalidBody(errors, sorted(indexes) if batch else None)
+    return InvalidBody(errors, sorted(indexes)[:MAX_INDEXES] if batch else None)
 
 
 class CompiledJSONBodyValidator(JSONRequestBodyValidator):

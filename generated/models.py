@@ -12,13 +12,16 @@ from typing_extensions import TypeAliasType
 class Error(BaseModel):
     pointer: Annotated[
         str | None,
-        Field(description='JSON Pointer into the body, or the parameter name.', max_length=2048),
+        Field(
+            description='JSON Pointer into the body, or the parameter name.',
+            max_length=2048,
+        ),
     ] = None
     detail: Annotated[str | None, Field(max_length=4096)] = None
 
 
 class InvalidIndex(RootModel[int]):
-    root: Annotated[int, Field(ge=0, le=499)]
+    root: Annotated[int, Field(ge=0, le=10485760)]
 
 
 class Problem(BaseModel):
@@ -29,14 +32,20 @@ class Problem(BaseModel):
     instance: Annotated[str | None, Field(max_length=2048)] = None
     errors: Annotated[
         list[Error] | None,
-        Field(description='What was wrong, one entry per invalid field.', max_length=10000),
+        Field(
+            description='What was wrong, one entry per invalid field.', max_length=10000
+        ),
     ] = None
     invalid_indexes: Annotated[
         list[InvalidIndex] | None,
-        Field(description='For a batch, the index of each invalid report.', max_length=500),
+        Field(
+            description='For a batch, the index of each invalid report (the first 1000).',
+            max_length=1000,
+        ),
     ] = None
     limit: Annotated[
-        int | None, Field(description='The limit that was exceeded.', ge=0, le=1099511627776)
+        int | None,
+        Field(description='The limit that was exceeded.', ge=0, le=1099511627776),
     ] = None
 
 
@@ -63,7 +72,9 @@ class Status(RootModel[Literal['pass', 'warn', 'fail']]):
 
 
 class Source(RootModel[str]):
-    root: Annotated[str, Field(max_length=100, min_length=1, pattern='^[A-Za-z0-9._:/-]+$')]
+    root: Annotated[
+        str, Field(max_length=100, min_length=1, pattern='^[A-Za-z0-9._:/-]+$')
+    ]
 
 
 class Timestamp(RootModel[AwareDatetime]):
@@ -71,7 +82,8 @@ class Timestamp(RootModel[AwareDatetime]):
 
 
 LabelsAdditionalProperty = TypeAliasType(
-    "LabelsAdditionalProperty", Annotated[str, Field(max_length=256, pattern='^[^\\x00]*$')]
+    "LabelsAdditionalProperty",
+    Annotated[str, Field(max_length=256, pattern='^[^\\x00]*$')],
 )
 
 
@@ -164,7 +176,11 @@ class ReportSummary(BaseModel):
     counts: Counts
     content_sha256: Annotated[
         str,
-        Field(description='sha256 of the canonical report (RFC 8785).', pattern='^[0-9a-f]{64}$'),
+        Field(
+            description='sha256 of the canonical report (RFC 8785).',
+            max_length=64,
+            pattern='^[0-9a-f]{64}$',
+        ),
     ]
     signed: bool
 
@@ -178,7 +194,8 @@ class ReportPage(BaseModel):
     next_cursor: Annotated[
         str | None,
         Field(
-            description='Pass as `cursor` for the next page; null on the last page.', max_length=512
+            description='Pass as `cursor` for the next page; null on the last page.',
+            max_length=512,
         ),
     ]
 

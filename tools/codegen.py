@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -145,7 +146,15 @@ def main() -> int:
     args = parser.parse_args()
     if args.check:
         return check()
-    generate(OUT)
+    # Always generate in a scratch folder: the formatter must not pick up settings from
+    # the folder it writes into, or --check (which writes elsewhere) would differ.
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(Path(tmp))
+        OUT.mkdir(exist_ok=True)
+        for stale in OUT.glob("*.py"):
+            stale.unlink()
+        for fresh in Path(tmp).glob("*.py"):
+            shutil.copyfile(fresh, OUT / fresh.name)
     print(f"wrote {OUT.relative_to(ROOT)}/")
     return 0
 

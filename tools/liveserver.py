@@ -78,6 +78,7 @@ class LiveServer:
 def start_server(db: LiveDatabase, *, workers: int = 2, env: dict[str, str] | None = None,
                  run_dir: Path | None = None) -> LiveServer:
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix="qcc-srv-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     full_env = {
         **os.environ,

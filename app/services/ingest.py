@@ -67,11 +67,12 @@ class IngestResult:
 
 
 def _parse_time(raw: str) -> datetime | None:
+    """The instant in UTC (PostgreSQL refuses offsets beyond 15:59 that RFC 3339 allows)."""
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):  # not a date-time, or out of range once in UTC
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _check(submission: dict[str, Any], pointer: str) -> list[dict[str, str]]:

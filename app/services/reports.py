@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -60,13 +60,13 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{name} is not an RFC 3339 date-time", errors=[
+        if moment.tzinfo is None:
+            raise BadRequest(f"{name} needs a UTC offset (e.g. Z)", errors=[
+                {"pointer": name, "detail": "missing offset"}])
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadRequest(f"{name} is not an RFC 3339 date-time in range", errors=[
             {"pointer": name, "detail": "expected e.g. 2026-11-21T02:00:00Z"}]) from None
-    if moment.tzinfo is None:
-        raise BadRequest(f"{name} needs a UTC offset (e.g. Z)", errors=[
-            {"pointer": name, "detail": "missing offset"}])
-    return moment
 
 
 def make_filters(*, severity: list[str] | None = None, status: list[str] | None = None,

@@ -32,10 +32,13 @@ def bucket_range(bucket: str, since: datetime | None, until: datetime | None,
     """Whole buckets covering [since, until); until defaults to now."""
     width = WIDTH[bucket]
     end = until or now
-    start = since or (end - DEFAULT_SPAN[bucket])
-    if start > end:
-        raise BadRequest("since is after until")
-    first, last = floor(start, width), ceil(end, width)
+    try:
+        start = since or (end - DEFAULT_SPAN[bucket])
+        if start > end:
+            raise BadRequest("since is after until")
+        first, last = floor(start, width), ceil(end, width)
+    except OverflowError:
+        raise BadRequest("since/until out of range") from None
     if last == first:
         last = first + width
     count = (last - first) // width

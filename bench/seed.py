@@ -1,0 +1,104 @@
+"""Seed the database with reports spread over the last 30 days, generated in SQL.
+
+Runs as the owner (a superuser: row-level security does not apply to it). The rows,
+the hourly rollup and the tenant versions end up as the app would have left them:
+uuid7 ids, UTC hour buckets, status/severity/counts derived like canonical.derive,
+canonical bytes of the app's size with their real sha256.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+# Secondary indexes are dropped for the load and rebuilt from their own definitions:
+# one sorted build per index is several times faster than 1 M incremental inserts.
+SECONDARY_INDEXES = """
+SELECT indexname, indexdef FROM pg_indexes
+ WHERE schemaname = 'public' AND tablename = 'reports' AND indexname <> 'reports_pkey'
+"""
+
+INSERT_REPORTS = """
+INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source, subject,
+                     run_id, labels, status, severity, count_pass, count_warn, count_fail,
+                     content_sha256, canonical)
+SELECT tenant_id, id, received_at, observed_at,
+       to_char(observed_at, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), source, subject, run_id, labels,
+       status, severity, count_pass, count_warn, count_fail,
+       encode(sha256(canonical), 'hex'), canonical
+  FROM (
+    SELECT g.*, convert_to(format('{"id":"%%s","tenant":"%%s","pad":"%%s"}', id, tenant_id,
+                                  repeat('x', %(pad)s)), 'UTF8') AS canonical
+      FROM (
+        SELECT t.*,
+               -- uuid7: 48-bit unix milliseconds, version 7, variant 10, random rest
+               (lpad(to_hex((extract(epoch FROM received_at) * 1000)::bigint), 12, '0')
+                || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid AS id,
+               date_trunc('second', received_at - r3 * interval '10 minutes') AS observed_at,
+               (ARRAY['etl-nightly', 'etl-hourly', 'dbt-prod', 'ge-suite', 'ingest-api'])
+                 [1 + i %% 5] AS source,
+               'dataset:table_' || (i::bigint * 7919 %% 2000) AS subject,
+               'run#' || (i / 200) AS run_id,
+               jsonb_build_object(
+                 'env', CASE WHEN (i / 7) %% 4 = 0 THEN 'staging' ELSE 'prod' END,
+                 'team', (ARRAY['billing', 'growth', 'platform', 'risk', 'search'])
+                           [1 + (i / 3) %% 5]) AS labels,
+               -- 70 %% pass, 15 %% warn, 15 %% fail; severity as derive() would find it
+               CASE WHEN r < 0.70 THEN 'pass' WHEN r < 0.85 THEN 'warn' ELSE 'fail' END AS status,
+               CASE WHEN r < 0.70 THEN 'info'
+                    WHEN r < 0.85 THEN CASE WHEN r2 < 0.5 THEN 'info' ELSE 'warn' END
+                    WHEN r < 0.95 THEN CASE WHEN r2 < 0.6 THEN 'block' ELSE 'warn' END
+                    ELSE 'block' END AS severity,
+               CASE WHEN r < 0.70 THEN 5 WHEN r < 0.85 THEN 4 WHEN r < 0.95 THEN 3 ELSE 2 END
+                 AS count_pass,
+               CASE WHEN r < 0.70 THEN 0 WHEN r < 0.95 THEN 1 ELSE 0 END AS count_warn,
+               CASE WHEN r < 0.85 THEN 0 WHEN r < 0.95 THEN 1 ELSE 3 END AS count_fail
+          FROM (
+            SELECT i, md5(i::text) AS h, random() AS r, random() AS r2, random() AS r3,
+                   CASE WHEN i <= %(first)s THEN %(first_tenant)s ELSE %(second_tenant)s END
+                     AS tenant_id,
+                   now() - random() * interval '30 days' AS received_at
+              FROM generate_series(1, %(total)s) AS i
+          ) AS t
+      ) AS g
+  ) AS c
+"""
+
+FILL_ROLLUP = """
+INSERT INTO report_rollup_hourly (tenant_id, hour, severity, status, source, n)
+SELECT tenant_id, date_trunc('hour', received_at), severity, status, source, count(*)
+  FROM reports
+ GROUP BY 1, 2, 3, 4, 5
+"""
+
+FILL_VERSIONS = """
+INSERT INTO tenant_versions (tenant_id, version)
+SELECT DISTINCT tenant_id, 1 FROM reports
+"""
+
+
+def seed(owner_url: str, *, counts: dict[str, int], canonical_size: int) -> None:
+    """counts: reports per tenant (exactly two tenants), in the order given."""
+    (first_tenant, first), (second_tenant, second) = counts.items()
+    # The {"id":..,"tenant":..,"pad":..} wrapper is ~80 bytes around the padding.
+    pad = max(canonical_size - 80, 0)
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        # UTC hour buckets, like the app's sessions; the load needs no durable commit.
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SELECT setseed(0.42)")
+        with conn.transaction():
+            indexes = conn.execute(SECONDARY_INDEXES).fetchall()
+            for name, _ in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
+            conn.execute(INSERT_REPORTS, {
+                "pad": pad, "total": first + second, "first": first,
+                "first_tenant": first_tenant, "second_tenant": second_tenant})
+            for _, definition in indexes:
+                conn.execute(definition)
+            conn.execute(FILL_ROLLUP)
+            conn.execute(FILL_VERSIONS)
+        # Hint bits, visibility map and statistics as a long-running database has them,
+        # and no checkpoint of the load landing inside a measurement.
+        conn.execute("VACUUM (ANALYZE) reports, report_rollup_hourly, tenant_versions")
+        conn.execute("CHECKPOINT")

@@ -1,0 +1,108 @@
+"""wrk: make sure it is installed, run it, read its figures."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+THREADS = 2
+CONNECTIONS = 32
+# Batches of 500 can take well over wrk's default 2 s under load; a timeout is an error.
+TIMEOUT = "30s"
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def ensure_installed() -> None:
+    if shutil.which("wrk"):
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
+        print(f"[bench] wrk is not on PATH; running: {' '.join(sudo + command)}", file=sys.stderr)
+        subprocess.run(sudo + command, check=True, stdout=sys.stderr)
+    if not shutil.which("wrk"):
+        raise RuntimeError("wrk is still not on PATH after apt-get install")
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx/3xx answers plus socket errors
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse(output: str) -> WrkResult:
+    def find(pattern: str) -> re.Match[str]:
+        match = re.search(pattern, output)
+        if match is None:
+            raise ValueError(f"wrk output has no {pattern!r}:\n{output}")
+        return match
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                        output)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    errors += sum(int(n) for n in sockets.groups()) if sockets else 0
+    return WrkResult(
+        requests=int(find(r"(\d+) requests in")[1]),
+        rps=float(find(r"Requests/sec:\s+([\d.]+)")[1]),
+        p50_ms=_ms(find(r"\s50%\s+(\S+)")[1]),
+        p99_ms=_ms(find(r"\s99%\s+(\S+)")[1]),
+        errors=errors,
+    )
+
+
+def lua_post(headers: dict[str, str], body: str, counter_marker: str | None = None) -> str:
+    """A wrk script POSTing `body`; counter_marker, if given, becomes a per-request number."""
+    lines = ['wrk.method = "POST"']
+    lines += [f"wrk.headers[{_lua(name)}] = {_lua(value)}" for name, value in headers.items()]
+    if counter_marker is None:
+        lines.append(f"wrk.body = {_lua(body)}")
+        return "\n".join(lines) + "\n"
+    head, tail = body.split(counter_marker)
+    lines += [
+        f"local head, tail = {_lua(head)}, {_lua(tail)}",
+        "local n = 0",
+        "request = function()",
+        "  n = n + 1",
+        "  return wrk.format(nil, nil, nil, head .. n .. tail)",
+        "end",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _lua(text: str) -> str:
+    """A Lua long-bracket string literal that cannot be closed early by `text`."""
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
+
+
+def run(url: str, *, seconds: float, headers: dict[str, str] | None = None,
+        script: str | None = None) -> WrkResult:
+    with tempfile.TemporaryDirectory(prefix="qcc-wrk-") as tmp:
+        command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency",
+                   "--timeout", TIMEOUT]
+        for name, value in (headers or {}).items():
+            command += ["-H", f"{name}: {value}"]
+        if script is not None:
+            path = Path(tmp) / "script.lua"
+            path.write_text(script)
+            command += ["-s", str(path)]
+        done = subprocess.run([*command, url], check=True, capture_output=True, text=True)
+    return parse(done.stdout)
