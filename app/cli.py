@@ -83,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             db.stop()
 
 
-def cmd_migrate(_: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     settings = config.load()
     _, owner_url, db = _database(settings)
     try:
@@ -156,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     listing = actions.add_parser("list", help="list a tenant's keys (never secrets)")
     listing.add_argument("--tenant", required=True)
-    revoke = actions.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("--tenant", required=True)
-    revoke.add_argument("id")
+    revoking = actions.add_parser("revoke", help="revoke a key by id")
+    revoking.add_argument("--tenant", required=True)
+    revoking.add_argument("id")
     keys.set_defaults(func=cmd_keys)
     return parser
 

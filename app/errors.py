@@ -70,6 +70,11 @@ class PayloadTooLarge(DomainError):
         super().__init__(f"body exceeds {limit} bytes", limit=limit)
 
 
+class UnsupportedMediaType(DomainError):
+    status = 415
+    detail = "unsupported media type"
+
+
 class Unprocessable(DomainError):
     status = 422
     detail = "invalid submission"

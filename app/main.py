@@ -21,7 +21,7 @@ from app import config, runtime
 from app.errors import DomainError, render
 from app.handlers.metrics import metrics_app
 from app.observability import RequestObserver, configure_logging
-from app.validation import BodyLimit, CompiledJSONBodyValidator
+from app.validation import BodyLimit, CompiledJSONBodyValidator, CompiledParameterValidator
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
 
@@ -53,11 +53,12 @@ def create_app(settings: config.Settings | None = None) -> Any:
     validator_map = dict(VALIDATOR_MAP)
     validator_map["body"] = MediaTypeDict({**VALIDATOR_MAP["body"],
                                            "*/*json": CompiledJSONBodyValidator})
+    validator_map["parameter"] = CompiledParameterValidator
 
     app = AsyncApp(
         __name__,
         lifespan=lifespan,
-        jsonifier=OrjsonJsonifier,  # type: ignore[arg-type]
+        jsonifier=OrjsonJsonifier,
         validator_map=validator_map,
         strict_validation=True,
         validate_responses=settings.validate_responses,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from generated.operations import BY_ID
-
 from app import runtime
 from app.errors import Forbidden, Unauthorized
 from app.observability import request_state
 from app.services import keys as key_service
 from app.services.principal import Principal
+from generated.operations import BY_ID
 
 
 def guard(principal: Principal, operation_id: str | None, x_tenant: str | None) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema_rs
 import orjson
 from connexion.exceptions import BadRequestProblem
-from connexion.validators import JSONRequestBodyValidator
+from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 
-from app.errors import InvalidBody, PayloadTooLarge
+from app.errors import BadRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType
 from app.observability import RequestState, request_state
 
 MAX_ERRORS = 100
@@ -52,7 +52,7 @@ def pointer(path: Any) -> str:
 
 
 def body_errors(validator: Any, body: Any) -> InvalidBody | None:
-    errors = []
+    errors: list[dict[str, str]] = []
     indexes: set[int] = set()
     for error in validator.iter_errors(body):
         where = pointer(error.instance_path)
@@ -89,8 +89,30 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
         return None
 
 
+class CompiledParameterValidator(ParameterValidator):
+    """Parameters checked with the same compiled validators; the problem names the parameter
+    (connexion's message carries only the value and a dump of the schema)."""
+
+    @staticmethod
+    def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any],
+                           param_name: str | None = None) -> str | None:
+        if value is None:
+            if param.get("required"):
+                raise BadRequest(f"missing {parameter_type} parameter '{param['name']}'",
+                                 errors=[{"pointer": param["name"], "detail": "required"}])
+            return None
+        schema = param.get("schema", param)
+        for error in compiled(schema).iter_errors(value):
+            detail = error.message[:300]
+            raise BadRequest(f"{parameter_type} parameter '{param['name']}': {detail}",
+                             errors=[{"pointer": param["name"], "detail": detail}])
+        return None
+
+
 class BodyLimit:
-    """413 before reading more than the operation's limit (Content-Length or streamed)."""
+    """Gate for request bodies, before validation reads them: 415 without a JSON content
+    type, 413 past the operation's limit (declared or streamed). A chunked body is read
+    here (up to the limit) and replayed with its Content-Length, which connexion needs."""
 
     def __init__(self, app: Any, *, default: int, batch: int) -> None:
         self.app = app
@@ -103,14 +125,17 @@ class BodyLimit:
             return
         operation = RequestState.operation_id(scope) or ""
         limit = self.batch if operation == "ingest.ingest_batch" else self.default
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    raise BadRequestProblem(detail="Content-Length is not a number") from None
-                if declared > limit:
-                    raise PayloadTooLarge(limit)
+        headers = dict(scope.get("headers", ()))
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                raise BadRequestProblem(detail="Content-Length is not a number") from None
+            if length > limit:
+                raise PayloadTooLarge(limit)
+            if length > 0 and b"content-type" not in headers:
+                raise UnsupportedMediaType("send the body as application/json")
         seen = 0
 
         async def limited_receive() -> dict[str, Any]:
@@ -121,4 +146,30 @@ class BodyLimit:
                 raise PayloadTooLarge(limit)
             return message
 
+        if declared is None and b"chunked" in headers.get(b"transfer-encoding", b""):
+            if b"content-type" not in headers:
+                raise UnsupportedMediaType("send the body as application/json")
+            scope, limited_receive = await _buffered(scope, limited_receive)
         await self.app(scope, limited_receive, send)
+
+
+async def _buffered(scope: dict[str, Any], receive: Any) -> tuple[dict[str, Any], Any]:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    headers = [(k, v) for k, v in scope["headers"] if k != b"transfer-encoding"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return {**scope, "headers": headers}, replay

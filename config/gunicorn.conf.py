@@ -22,7 +22,7 @@ errorlog = "-"
 loglevel = _settings.log_level.lower()
 
 
-def on_starting(server):  # noqa: ARG001
+def on_starting(server):
     # Metrics from every worker are merged from this directory; stale files from a
     # previous run would be counted again, so it starts empty.
     path = _settings.prometheus_multiproc_dir
@@ -31,6 +31,6 @@ def on_starting(server):  # noqa: ARG001
         os.makedirs(path, exist_ok=True)
 
 
-def child_exit(server, worker):  # noqa: ARG001
+def child_exit(server, worker):
     if _settings.prometheus_multiproc_dir:
         multiprocess.mark_process_dead(worker.pid)

@@ -51,7 +51,7 @@ def main() -> int:
             except Forbidden:
                 allowed = False
             if op.authenticated and allowed != (role in op.roles):
-                problems.append(f"{op.id} × {role}: guard allows={allowed}, spec allows="
+                problems.append(f"{op.id} x {role}: guard allows={allowed}, spec allows="
                                 f"{role in op.roles}")
     for path in sorted((ROOT / "app" / "handlers").glob("*.py")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -62,7 +62,8 @@ def main() -> int:
     if problems:
         print(f"\nroles guard disagrees with the spec ({len(problems)} problem(s))")
         return 1
-    print(f"roles guard agrees with x-roles: {len(OPERATIONS)} operations, {pairs} (operation, role) pairs")
+    print(f"roles guard agrees with x-roles: {len(OPERATIONS)} operations, "
+          f"{pairs} (operation, role) pairs")
     return 0
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 from connexion.lifecycle import ConnexionResponse
-from generated.types import BatchSubmission, ReportSubmission
 
 from app import runtime
 from app.handlers._http import body, header, json, principal
 from app.observability import INGESTED
 from app.services import ingest as ingest_service
+from generated.types import BatchSubmission, ReportSubmission
 
 
 async def _ingest(token_info: dict[str, Any], operation: str,

@@ -14,7 +14,7 @@ from app.errors import problem_response
 def _registry(multiprocess_dir: str | None) -> Any:
     if multiprocess_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
         return registry
     from prometheus_client import REGISTRY
     return REGISTRY

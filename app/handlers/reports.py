@@ -35,7 +35,7 @@ async def list_reports(token_info: dict[str, Any], sort: str = "-received_at", l
     return json({"items": page.items, "next_cursor": page.next_cursor}, headers=headers)
 
 
-async def get_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:  # noqa: A002
+async def get_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     try:
         report_id = UUID(id)
     except ValueError:

@@ -80,7 +80,7 @@ def _check(submission: dict[str, Any], pointer: str) -> list[dict[str, str]]:
     errors = []
     if _parse_time(submission["observed_at"]) is None:
         errors.append({"pointer": f"{pointer}/observed_at",
-                       "detail": "not an RFC 3339 date-time with an offset"})
+                       "detail": "not an RFC 3339 date-time with an offset, or out of range"})
     for key in submission.get("labels", {}):
         if not key or len(key) > LABEL_KEY_MAX or "\x00" in key:
             errors.append({"pointer": f"{pointer}/labels",
@@ -196,7 +196,8 @@ class GroupCommitter:
         await asyncio.shield(work.future)
 
     def _take(self) -> list[Work]:
-        taken, rows = [], 0
+        taken: list[Work] = []
+        rows = 0
         while self._pending and (not taken or rows + len(self._pending[0].reports) <= self._max_rows):
             work = self._pending.pop(0)
             taken.append(work)

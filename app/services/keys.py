@@ -22,7 +22,7 @@ from app.storage import keys as key_store
 from app.storage.db import tenant_transaction
 
 KEY_CACHE_SECONDS = 4.0
-SECRET_PREFIX = "qcc_"
+SECRET_PREFIX = "qcc_"  # noqa: S105 - a public marker for secret scanners
 TOUCH_EVERY_SECONDS = 60.0
 # Stable ids for env keys: the same secret always gets the same public id.
 ENV_KEY_NAMESPACE = uuid.UUID("8f4b6f0e-6c1d-4a8e-9c55-2f5d0b7f1a10")

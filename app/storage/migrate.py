@@ -20,7 +20,7 @@ LOCK_ID = 0x51CC011EC7  # "qc collector"; any constant shared by every replica
 
 def _migrations() -> list[tuple[str, str]]:
     folder = resources.files("app.storage") / "migrations"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name, p.read_text()) for p in files]
 
 

@@ -29,4 +29,4 @@ def q(name: str) -> str:
 
 def composed(name: str, **parts: sql.Composable) -> sql.Composed:
     """A query with identifier/keyword slots filled through psycopg.sql only."""
-    return sql.SQL(QUERIES[name]).format(**parts)  # type: ignore[arg-type]
+    return sql.SQL(QUERIES[name]).format(**parts)

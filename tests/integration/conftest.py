@@ -1,0 +1,42 @@
+"""Integration fixtures: an async pool on the real database as the app role (RLS on)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from app.storage.db import open_pool
+
+
+class CountingCursor(psycopg.AsyncCursor):  # type: ignore[type-arg]
+    """Counts statements sent to PostgreSQL, to prove a request costs a constant number."""
+
+    count = 0
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCursor.count += 1
+        return await super().execute(*args, **kwargs)
+
+
+class CountingConnection(psycopg.AsyncConnection):  # type: ignore[type-arg]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cursor_factory = CountingCursor
+
+
+@pytest.fixture
+async def pool(database) -> AsyncIterator[Any]:
+    pool = await open_pool(database.app_url, min_size=1, max_size=4)
+    pool.connection_class = CountingConnection
+    await pool.wait()
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def owner(database) -> Any:
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        yield conn

@@ -1,0 +1,61 @@
+"""No N+1: a read costs the same number of SQL statements whatever the page size."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.services import ingest, reports, timeline
+from tests.integration.conftest import CountingCursor
+
+TENANT = "stmt-count"
+
+
+def submission(i: int) -> dict:
+    return {"source": f"src-{i % 3}", "subject": f"s{i}", "observed_at": "2026-11-21T00:00:00Z",
+            "labels": {"env": "prod"},
+            "checks": [{"rule": "r", "status": ("pass", "warn", "fail")[i % 3], "severity": "block"}]}
+
+
+async def _statements(coro) -> tuple[int, object]:
+    before = CountingCursor.count
+    result = await coro
+    return CountingCursor.count - before, result
+
+
+async def test_statement_counts_do_not_grow_with_page_size(pool):
+    committer = ingest.GroupCommitter(pool)
+    committer.start()
+    try:
+        prepared = ingest.prepare_all([submission(i) for i in range(600)], tenant=TENANT,
+                                      batch=True)
+        await committer.submit(ingest.Work(TENANT, prepared))
+    finally:
+        await committer.stop()
+
+    counts = {}
+    for limit in (1, 50, 500):
+        n, page = await _statements(reports.list_reports(
+            pool=pool, tenant=TENANT, filters=reports.Filters(), sort="-received_at",
+            limit=limit, cursor=None, if_none_match=None))
+        assert len(page.items) == limit
+        counts[limit] = n
+    assert len(set(counts.values())) == 1, counts
+    assert counts[1] <= 3  # tenant setting, version, page
+
+    # a matching If-None-Match answers without running the list at all
+    n, unchanged = await _statements(reports.list_reports(
+        pool=pool, tenant=TENANT, filters=reports.Filters(), sort="-received_at", limit=500,
+        cursor=None, if_none_match=page.etag))
+    assert unchanged.items is None and n == counts[1] - 1
+
+    report_id = page.items[0]["id"]
+    n, _ = await _statements(reports.get_report(pool=pool, tenant=TENANT, report_id=report_id,
+                                                if_none_match=None))
+    assert n <= 3
+    now = datetime.now(UTC)
+    for filters in (reports.Filters(), reports.make_filters(label=["env:prod"])):
+        n, result = await _statements(timeline.get_timeline(
+            pool=pool, tenant=TENANT, bucket="hour", group_by="status", filters=filters,
+            if_none_match=None, now=now + timedelta(hours=1)))
+        assert n <= 3
+        assert sum(b["total"] for b in result.document["buckets"]) == 600

@@ -1,0 +1,20 @@
+"""The compiled body validator: OpenAPI -> JSON Schema and the problem it raises."""
+
+from __future__ import annotations
+
+from app.validation import body_errors, compiled, to_json_schema
+
+
+def test_nullable_becomes_a_null_branch_and_annotations_drop():
+    schema = {"type": "string", "nullable": True, "example": "x", "x-roles": []}
+    assert to_json_schema(schema) == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+
+def test_batch_errors_name_every_bad_index():
+    schema = {"type": "object", "properties": {"reports": {"type": "array", "items": {
+        "type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}}}}
+    problem = body_errors(compiled(schema), {"reports": [{"a": 1}, {}, {"a": "x"}]})
+    assert problem is not None
+    assert problem.extra["invalid_indexes"] == [1, 2]
+    assert {e["pointer"] for e in problem.extra["errors"]} == {"/reports/1", "/reports/2/a"}
+    assert body_errors(compiled(schema), {"reports": [{"a": 1}]}) is None
