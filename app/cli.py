@@ -1,4 +1,4 @@
-"""qc-collector: serve | migrate | keys create|list|revoke."""
+"""qc-collector: serve | migrate | keys create|list|revoke | smoke."""
 
 from __future__ import annotations
 
@@ -140,6 +140,21 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from app import smoke
+
+    settings = config.load()
+    url = args.url or settings.collector_url
+    key = args.api_key or settings.smoke_api_key
+    if not url or not key:
+        print("give --url and --api-key (or COLLECTOR_URL and API_KEY)", file=sys.stderr)
+        return 2
+    result = smoke.run(url, key, args.tenant or settings.smoke_tenant)
+    for name, ok, detail in result.results:
+        print(f"{'PASS' if ok else 'FAIL'}  {name:<32} {detail}")
+    return 0 if all(ok for _, ok, _ in result.results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qc-collector", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoking.add_argument("--tenant", required=True)
     revoking.add_argument("id")
     keys.set_defaults(func=cmd_keys)
+    smoke = sub.add_parser("smoke", help="go-live checks against a running server")
+    smoke.add_argument("--url", help="base URL (env COLLECTOR_URL)")
+    smoke.add_argument("--api-key", help="an operator or admin key (env API_KEY)")
+    smoke.add_argument("--tenant", help="sent as X-Tenant (env TENANT_ID)")
+    smoke.set_defaults(func=cmd_smoke)
     return parser
 
 

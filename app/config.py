@@ -91,6 +91,9 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     prometheus_multiproc_dir: str | None = None
     validate_responses: bool = False
+    collector_url: str | None = None
+    smoke_api_key: str | None = field(default=None, repr=False)
+    smoke_tenant: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -123,4 +126,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         metrics_token=env.get("METRICS_TOKEN") or None,
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
+        collector_url=env.get("COLLECTOR_URL") or None,
+        smoke_api_key=env.get("API_KEY") or None,
+        smoke_tenant=env.get("TENANT_ID") or None,
     )

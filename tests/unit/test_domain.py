@@ -115,3 +115,15 @@ def test_rate_limiter_refills_and_names_the_limit():
     assert caught.value.extra["limit"] == 2
     limiter.take("other")  # per tenant
     assert not RateLimiter(0, 0).enabled
+
+
+def test_env_sample_lists_every_variable_the_settings_read():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    source = (root / "app" / "config.py").read_text()
+    read = set(re.findall(r'env(?:\.get\(|, )"([A-Z_]+)"', source))
+    sample = (root / "config" / "collector.env.sample").read_text()
+    documented = set(re.findall(r"^#?([A-Z_]+)=", sample, re.MULTILINE))
+    assert read and read <= documented, f"missing from the sample: {sorted(read - documented)}"
