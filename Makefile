@@ -19,7 +19,7 @@ venv: $(STAMP)
 serve: venv
 	CONSOLE_INSECURE_COOKIES=true $(BIN)/qc-collector serve
 
-## Every gate: lint, types, contract, tests, fuzz (each also `tox -e <gate>`).
+## Every gate through tox: lint, types, contract, tests, fuzz (one: `.venv/bin/tox -e <gate>`).
 test: venv
 	$(BIN)/tox run -e lint,types,contract,tests,fuzz
 
