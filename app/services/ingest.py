@@ -212,7 +212,8 @@ class GroupCommitter:
                 await self._flush(self._take())
 
     async def _commit(self, works: list[Work]) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        # pipelined: the whole write is one round trip plus the COMMIT
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             await write(conn, works)
 
     async def _flush(self, works: list[Work]) -> None:

@@ -41,9 +41,12 @@ async def open_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConn
 
 @asynccontextmanager
 async def tenant_transaction(pool: AsyncConnectionPool, tenant: str) -> AsyncIterator[Connection]:
-    """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant)."""
+    """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant).
+
+    Pipeline mode: BEGIN, the tenant setting and every statement up to the first read of
+    a result travel in one round trip, and COMMIT rides with the end of the block."""
     try:
-        async with pool.connection() as conn, conn.transaction():
+        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SELECT set_config('app.tenant', %s, true)", (tenant,))
             yield conn
     except (psycopg.OperationalError, TimeoutError) as exc:

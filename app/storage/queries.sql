@@ -9,8 +9,7 @@ SELECT coalesce((SELECT version FROM tenant_versions WHERE tenant_id = %(tenant)
 -- name: bump_version
 -- Called last in every write transaction; its row lock orders the tenant's commits.
 INSERT INTO tenant_versions (tenant_id, version) VALUES (%(tenant)s, 1)
-ON CONFLICT (tenant_id) DO UPDATE SET version = tenant_versions.version + 1
-RETURNING version;
+ON CONFLICT (tenant_id) DO UPDATE SET version = tenant_versions.version + 1;
 
 -- name: insert_reports
 -- Bulk insert of one tenant's prepared rows in one statement (COPY is refused under RLS).

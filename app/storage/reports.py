@@ -24,11 +24,8 @@ async def tenant_version(conn: Connection, *, tenant: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def bump_version(conn: Connection, *, tenant: str) -> int:
-    cur = await conn.execute(q("bump_version"), {"tenant": tenant})
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
+async def bump_version(conn: Connection, *, tenant: str) -> None:
+    await conn.execute(q("bump_version"), {"tenant": tenant})
 
 
 INSERT_COLUMNS = ("ids", "received_at", "observed_at", "observed_at_raw", "source", "subject",
