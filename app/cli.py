@@ -1,4 +1,4 @@
-"""qc-collector: serve | migrate | keys create|list|revoke | smoke."""
+"""qc-collector: serve | migrate | keys create|list|revoke | verify | smoke."""
 
 from __future__ import annotations
 
@@ -45,7 +45,10 @@ def _demo_key(settings: config.Settings) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from app.services import signing
+
     settings = config.load()
+    signing.load(settings)  # fail here, clearly, rather than in every worker
     app_url, owner_url, db = _database(settings)
     try:
         if not args.no_migrate:
@@ -116,7 +119,8 @@ async def _keys(args: argparse.Namespace) -> int:
                 for record in await key_service.list_keys(pool=pool, tenant=args.tenant):
                     print(orjson.dumps(_jsonable(record)).decode())
             else:
-                await key_service.revoke(pool=pool, tenant=args.tenant, key_id=UUID(args.id))
+                await key_service.revoke(pool=pool, tenant=args.tenant, key_id=UUID(args.id),
+                                         actor="cli")
                 print(f"revoked {args.id}")
             return 0
         finally:
@@ -155,6 +159,31 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in result.results) else 1
 
 
+def _load_jwks(source: str) -> dict[str, Any]:
+    if source.startswith(("http://", "https://")):
+        import urllib.request
+
+        with urllib.request.urlopen(source, timeout=15) as response:  # noqa: S310 - scheme checked
+            return dict(orjson.loads(response.read()))
+    return dict(orjson.loads(Path(source).read_bytes()))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from app.services.evidence import verify_bundle
+
+    try:
+        data = Path(args.bundle).read_bytes()
+        jwks = _load_jwks(args.jwks) if args.jwks else None
+    except (OSError, ValueError) as exc:
+        print(f"FAIL  cannot read input: {exc}")
+        return 2
+    result = verify_bundle(data, jwks)
+    for name, ok, detail in result.checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {name:<16} {detail}")
+    print("bundle verified" if result.ok else "bundle NOT verified")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qc-collector", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,9 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoking.add_argument("--tenant", required=True)
     revoking.add_argument("id")
     keys.set_defaults(func=cmd_keys)
+    verify = sub.add_parser("verify", help="check an evidence bundle offline")
+    verify.add_argument("bundle", help="the bundle.zip to check")
+    verify.add_argument("--jwks", help="JWKS file or URL (e.g. https://host/signing-keys)")
+    verify.set_defaults(func=cmd_verify)
     smoke = sub.add_parser("smoke", help="go-live checks against a running server")
     smoke.add_argument("--url", help="base URL (env COLLECTOR_URL)")
-    smoke.add_argument("--api-key", help="an operator or admin key (env API_KEY)")
+    smoke.add_argument("--api-key", help="an admin key: it ingests and signs (env API_KEY)")
     smoke.add_argument("--tenant", help="sent as X-Tenant (env TENANT_ID)")
     smoke.set_defaults(func=cmd_smoke)
     return parser

@@ -91,6 +91,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     prometheus_multiproc_dir: str | None = None
     validate_responses: bool = False
+    signing_key: str | None = field(default=None, repr=False)
+    signing_keys_retired: str | None = None
     collector_url: str | None = None
     smoke_api_key: str | None = field(default=None, repr=False)
     smoke_tenant: str | None = None
@@ -126,6 +128,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         metrics_token=env.get("METRICS_TOKEN") or None,
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
+        signing_key=env.get("SIGNING_KEY") or None,
+        signing_keys_retired=env.get("SIGNING_KEYS_RETIRED") or None,
         collector_url=env.get("COLLECTOR_URL") or None,
         smoke_api_key=env.get("API_KEY") or None,
         smoke_tenant=env.get("TENANT_ID") or None,

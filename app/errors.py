@@ -7,12 +7,15 @@ starlette's own HTTP errors) into an RFC 9457 document. A 5xx is a bug and is lo
 from __future__ import annotations
 
 import logging
+import re
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from generated.operations import OPERATIONS
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger("qc_collector.errors")
@@ -139,6 +142,18 @@ def problem_response(
     )
 
 
+@cache
+def _path_patterns() -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", op.path) + "$"), op.method)
+            for op in OPERATIONS]
+
+
+def allowed_methods(path: str) -> str:
+    """The contract's methods for a concrete path, for the Allow header of a 405."""
+    return ", ".join(sorted({method for pattern, method in _path_patterns()
+                             if pattern.match(path)}))
+
+
 def render(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     """The one renderer: every error leaves the service through here."""
     path = request.url.path
@@ -156,7 +171,9 @@ def render(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
             log.error("request failed: %s", detail)
         return problem_response(status, detail, headers=dict(exc.headers or {}), instance=path)
     if isinstance(exc, HTTPException):
-        return problem_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}),
-                                instance=path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(path)
+        return problem_response(exc.status_code, str(exc.detail), headers=headers, instance=path)
     log.exception("unhandled error on %s", path, exc_info=exc)
     return problem_response(500, "internal error; the request id is in the logs", instance=path)

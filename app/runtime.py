@@ -11,6 +11,7 @@ from typing import Any
 from app.config import Settings
 from app.services import ingest as ingest_service
 from app.services import keys as key_service
+from app.services import signing
 from app.services.keys import KeyCache
 from app.services.ratelimit import RateLimiter
 from app.storage.db import open_pool
@@ -25,6 +26,7 @@ class Runtime:
     settings: Settings
     pool: Any
     committer: ingest_service.GroupCommitter
+    signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -59,11 +61,12 @@ async def start(settings: Settings) -> Runtime:
     global _current
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (qc-collector serve sets it in embedded mode)")
+    signing_keys = signing.load(settings)  # refuses to start in production without a key
     pool = await open_pool(settings.database_url, min_size=settings.db_pool_min,
                            max_size=settings.db_pool_max)
     committer = ingest_service.GroupCommitter(pool)
     committer.start()
-    runtime = Runtime(settings=settings, pool=pool, committer=committer,
+    runtime = Runtime(settings=settings, pool=pool, committer=committer, signing=signing_keys,
                       limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))
     _current = runtime
     try:

@@ -114,11 +114,30 @@ def run(url: str, api_key: str, tenant: str | None = None) -> Smoke:
         expect(last["counts"].get("block", 0) >= 1, "the ingest is not in the current bucket")
         return f"current bucket {last['counts']}"
 
+    def sign() -> str:
+        answer = smoke.call("POST", f"/reports/{state['report']['id']}/sign")
+        expect(answer.status in (200, 201),
+               f"status {answer.status} (signing needs an admin or auditor key)")
+        state["signature"] = answer.json()
+        return f"{answer.status} key {state['signature']['signing_key_id']}"
+
+    def bundle() -> str:
+        from app.services.evidence import verify_bundle
+
+        answer = smoke.call("GET", f"/reports/{state['report']['id']}/bundle.zip")
+        expect(answer.status == 200, f"status {answer.status}")
+        jwks = smoke.call("GET", "/signing-keys").json()
+        result = verify_bundle(answer.body, jwks)
+        failed = [f"{name}: {detail}" for name, ok, detail in result.checks if not ok]
+        expect(result.ok, "; ".join(failed))
+        return f"{len(answer.body)} bytes, {len(result.checks)} checks pass"
+
     started = time.monotonic()
     smoke.check("health", health)
     smoke.check("ingest sample", ingest)
     for name, step in (("reports lists it", lists_it), ("severity=block filters", severity_filter),
-                       ("ETag then 304", etag_304), ("timeline reflects the ingest", timeline)):
+                       ("ETag then 304", etag_304), ("timeline reflects the ingest", timeline),
+                       ("sign", sign), ("bundle downloads and verifies", bundle)):
         if "report" in state:
             smoke.check(name, step)
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
@@ -221,3 +221,124 @@ class Timeline(BaseModel):
     since: AwareDatetime
     until: AwareDatetime
     buckets: Annotated[list[Bucket], Field(max_length=1000)]
+
+
+class Signature(BaseModel):
+    keyid: Annotated[str, Field(max_length=100)]
+    sig: Annotated[str, Field(max_length=1000)]
+
+
+class DsseEnvelope(BaseModel):
+    payloadType: Annotated[str, Field(max_length=100)]
+    payload: Annotated[str, Field(max_length=1000000)]
+    signatures: Annotated[list[Signature], Field(max_length=10)]
+
+
+class Signer(BaseModel):
+    key_id: UUID
+    role: Literal['auditor', 'admin']
+
+
+class Signature1(BaseModel):
+    report_id: UUID
+    content_sha256: Annotated[str, Field(max_length=64, pattern='^[0-9a-f]{64}$')]
+    signing_key_id: Annotated[
+        str,
+        Field(
+            description='JWK thumbprint (RFC 7638) of the signing key.', max_length=100
+        ),
+    ]
+    signer: Annotated[
+        Signer, Field(description='The API key that asked for the signature.')
+    ]
+    signed_at: AwareDatetime
+    envelope: DsseEnvelope
+
+
+class Jwk(BaseModel):
+    kty: Literal['OKP']
+    crv: Literal['Ed25519']
+    x: Annotated[str, Field(max_length=100)]
+    kid: Annotated[str, Field(max_length=100)]
+    use: Literal['sig'] | None = None
+    alg: Literal['EdDSA'] | None = None
+    status: Literal['active', 'retired'] | None = None
+
+
+class Jwks(BaseModel):
+    keys: Annotated[list[Jwk], Field(max_length=100)]
+
+
+class Role(RootModel[Literal['viewer', 'operator', 'auditor', 'admin']]):
+    root: Literal['viewer', 'operator', 'auditor', 'admin']
+
+
+class ApiKeyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    name: Annotated[str, Field(max_length=100, min_length=1, pattern='^[^\\x00]+$')]
+    role: Role
+
+
+class ApiKey(BaseModel):
+    id: UUID
+    name: Annotated[str, Field(max_length=100)]
+    role: Role
+    prefix: Annotated[
+        str,
+        Field(
+            description='The first characters of the secret, to recognise it.',
+            max_length=32,
+        ),
+    ]
+    origin: Literal['env', 'api', 'cli']
+    created_at: AwareDatetime
+    last_used_at: Annotated[AwareDatetime | None, Field(...)]
+    revoked_at: Annotated[AwareDatetime | None, Field(...)]
+
+
+class ApiKeyCreated(BaseModel):
+    id: UUID
+    name: Annotated[str, Field(max_length=100)]
+    role: Role
+    prefix: Annotated[str, Field(max_length=32)]
+    secret: Annotated[
+        str, Field(description='Shown once; starts with qcc_.', max_length=128)
+    ]
+    created_at: AwareDatetime
+
+
+class ApiKeyList(BaseModel):
+    items: Annotated[list[ApiKey], Field(max_length=10000)]
+
+
+class Actor(BaseModel):
+    key_id: Annotated[UUID | None, Field(...)]
+    label: Annotated[
+        str,
+        Field(
+            description='api, cli or env: where the action came from.', max_length=100
+        ),
+    ]
+
+
+class Target(BaseModel):
+    type: Annotated[str, Field(max_length=64)]
+    id: Annotated[str, Field(max_length=200)]
+
+
+class AuditEvent(BaseModel):
+    id: Annotated[int, Field(ge=1, le=9007199254740991)]
+    at: AwareDatetime
+    action: Annotated[str, Field(max_length=64)]
+    actor: Actor
+    target: Target
+    details: Annotated[
+        dict[str, Any], Field(description='Action-specific facts (never a secret).')
+    ]
+
+
+class AuditPage(BaseModel):
+    items: Annotated[list[AuditEvent], Field(max_length=500)]
+    next_cursor: Annotated[str | None, Field(max_length=512)]

@@ -19,12 +19,19 @@ class Operation:
 ROLES = ('viewer', 'operator', 'auditor', 'admin')
 
 OPERATIONS: tuple[Operation, ...] = (
+    Operation('keys.list_keys', 'GET', '/admin/keys', frozenset({'admin'}), True, 'app.handlers.keys.list_keys'),
+    Operation('keys.create_key', 'POST', '/admin/keys', frozenset({'admin'}), True, 'app.handlers.keys.create_key'),
+    Operation('keys.revoke_key', 'DELETE', '/admin/keys/{id}', frozenset({'admin'}), True, 'app.handlers.keys.revoke_key'),
+    Operation('audit.list_events', 'GET', '/audit', frozenset({'admin', 'auditor'}), True, 'app.handlers.audit.list_events'),
     Operation('system.get_health', 'GET', '/health', frozenset(), False, 'app.handlers.system.get_health'),
     Operation('ingest.ingest_report', 'POST', '/ingest/qc', frozenset({'admin', 'operator'}), True, 'app.handlers.ingest.ingest_report'),
     Operation('ingest.ingest_batch', 'POST', '/ingest/qc/batch', frozenset({'admin', 'operator'}), True, 'app.handlers.ingest.ingest_batch'),
     Operation('system.get_ready', 'GET', '/ready', frozenset(), False, 'app.handlers.system.get_ready'),
     Operation('reports.list_reports', 'GET', '/reports', frozenset({'admin', 'auditor', 'operator', 'viewer'}), True, 'app.handlers.reports.list_reports'),
     Operation('reports.get_report', 'GET', '/reports/{id}', frozenset({'admin', 'auditor', 'operator', 'viewer'}), True, 'app.handlers.reports.get_report'),
+    Operation('evidence.get_bundle', 'GET', '/reports/{id}/bundle.zip', frozenset({'admin', 'auditor', 'operator', 'viewer'}), True, 'app.handlers.evidence.get_bundle'),
+    Operation('evidence.sign_report', 'POST', '/reports/{id}/sign', frozenset({'admin', 'auditor'}), True, 'app.handlers.evidence.sign_report'),
+    Operation('evidence.list_signing_keys', 'GET', '/signing-keys', frozenset(), False, 'app.handlers.evidence.list_signing_keys'),
     Operation('timeline.get_timeline', 'GET', '/timeline', frozenset({'admin', 'auditor', 'operator', 'viewer'}), True, 'app.handlers.timeline.get_timeline'),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypeAlias
+from typing import Any, Literal, NotRequired, TypeAlias
 
 from typing_extensions import TypedDict
 
@@ -132,3 +132,98 @@ class Timeline(TypedDict):
     since: str
     until: str
     buckets: list[Bucket]
+
+
+class Signature(TypedDict):
+    keyid: str
+    sig: str
+
+
+class DsseEnvelope(TypedDict):
+    payloadType: str
+    payload: str
+    signatures: list[Signature]
+
+
+class Signer(TypedDict):
+    key_id: str
+    role: Literal['auditor', 'admin']
+
+
+class Signature1(TypedDict):
+    report_id: str
+    content_sha256: str
+    signing_key_id: str
+    signer: Signer
+    signed_at: str
+    envelope: DsseEnvelope
+
+
+class Jwk(TypedDict):
+    kty: Literal['OKP']
+    crv: Literal['Ed25519']
+    x: str
+    kid: str
+    use: NotRequired[Literal['sig']]
+    alg: NotRequired[Literal['EdDSA']]
+    status: NotRequired[Literal['active', 'retired']]
+
+
+class Jwks(TypedDict):
+    keys: list[Jwk]
+
+
+Role: TypeAlias = Literal['viewer', 'operator', 'auditor', 'admin']
+
+
+class ApiKeyRequest(TypedDict, closed=True):
+    name: str
+    role: Role
+
+
+class ApiKey(TypedDict):
+    id: str
+    name: str
+    role: Role
+    prefix: str
+    origin: Literal['env', 'api', 'cli']
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class ApiKeyCreated(TypedDict):
+    id: str
+    name: str
+    role: Role
+    prefix: str
+    secret: str
+    created_at: str
+
+
+class ApiKeyList(TypedDict):
+    items: list[ApiKey]
+
+
+class Actor(TypedDict):
+    key_id: str | None
+    label: str
+
+
+class Target(TypedDict):
+    type: str
+    id: str
+
+
+class AuditEvent(TypedDict):
+    id: int
+    at: str
+    action: str
+    actor: Actor
+    target: Target
+    details: dict[str, Any]
+
+
+class AuditPage(TypedDict):
+    items: list[AuditEvent]
+    next_cursor: str | None

@@ -113,10 +113,11 @@ class CreatedKey:
     secret: str  # shown once
 
 
-async def create(*, pool: Any, tenant: str, name: str, role: str, origin: str = "api") -> CreatedKey:
+async def create(*, pool: Any, tenant: str, name: str, role: str, origin: str = "api",
+                 actor_key: UUID | None = None) -> CreatedKey:
     _validate(tenant, role, name)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=origin) as conn:
         record = await key_store.create(
             conn, tenant=tenant, key_id=uuid.uuid4(), name=name, role=role,
             prefix=display_prefix(secret), secret_sha256=hash_secret(secret), origin=origin)
@@ -128,7 +129,8 @@ async def list_keys(*, pool: Any, tenant: str) -> list[dict[str, Any]]:
         return await key_store.list_(conn, tenant=tenant)
 
 
-async def revoke(*, pool: Any, tenant: str, key_id: UUID) -> None:
-    async with tenant_transaction(pool, tenant) as conn:
+async def revoke(*, pool: Any, tenant: str, key_id: UUID, actor_key: UUID | None = None,
+                 actor: str = "api") -> None:
+    async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=actor) as conn:
         if not await key_store.revoke(conn, tenant=tenant, key_id=key_id):
             raise NotFound("no active key with this id in the tenant")

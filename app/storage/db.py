@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import UUID
 
 import orjson
 import psycopg
@@ -39,15 +40,22 @@ async def open_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConn
     return pool
 
 
-@asynccontextmanager
-async def tenant_transaction(pool: AsyncConnectionPool, tenant: str) -> AsyncIterator[Connection]:
-    """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant).
+SET_SCOPE = ("SELECT set_config('app.tenant', %s, true), set_config('app.actor_key', %s, true),"
+             " set_config('app.actor', %s, true)")
 
-    Pipeline mode: BEGIN, the tenant setting and every statement up to the first read of
-    a result travel in one round trip, and COMMIT rides with the end of the block."""
+
+@asynccontextmanager
+async def tenant_transaction(pool: AsyncConnectionPool, tenant: str, *,
+                             actor_key: UUID | None = None,
+                             actor: str = "api") -> AsyncIterator[Connection]:
+    """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant);
+    the actor settings name who acts, for the audit triggers.
+
+    Pipeline mode: BEGIN, the settings and every statement up to the first read of a
+    result travel in one round trip, and COMMIT rides with the end of the block."""
     try:
         async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute("SELECT set_config('app.tenant', %s, true)", (tenant,))
+            await conn.execute(SET_SCOPE, (tenant, str(actor_key) if actor_key else "", actor))
             yield conn
     except (psycopg.OperationalError, TimeoutError) as exc:
         log.error("database unavailable: %s", exc.__class__.__name__)

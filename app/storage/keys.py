@@ -19,6 +19,8 @@ async def lookup(conn: Connection, *, secret_sha256: bytes) -> tuple[str, UUID, 
 
 
 async def sync_env_keys(conn: Connection, *, keys: list[dict[str, str]]) -> None:
+    """Inside the caller's transaction; audited with actor 'env'."""
+    await conn.execute(q("set_actor"), {"actor": "env"})
     await conn.execute(q("sync_env_keys"), {"keys": Jsonb(keys)})
 
 

@@ -32,6 +32,38 @@ SELECT %(tenant)s, r.hour, r.severity, r.status, r.source, r.n
 ON CONFLICT (tenant_id, hour, severity, status, source)
 DO UPDATE SET n = report_rollup_hourly.n + EXCLUDED.n;
 
+-- name: mark_signed
+UPDATE reports SET signed = true WHERE tenant_id = %(tenant)s AND id = %(id)s;
+
+-- name: get_signature
+-- The stored envelope bytes and who/when, for one report.
+SELECT envelope, signing_key_id, signer_key_id, signer_role, signed_at
+  FROM report_signatures
+ WHERE tenant_id = %(tenant)s AND report_id = %(id)s;
+
+-- name: insert_signature
+-- First signature wins; a concurrent second one inserts nothing.
+INSERT INTO report_signatures (tenant_id, report_id, signing_key_id, signer_key_id,
+                               signer_role, signed_at, envelope)
+VALUES (%(tenant)s, %(id)s, %(signing_key_id)s, %(signer_key_id)s, %(signer_role)s,
+        %(signed_at)s, %(envelope)s)
+ON CONFLICT (tenant_id, report_id) DO NOTHING
+RETURNING report_id;
+
+-- name: list_audit
+-- One keyset page of audit events, newest first.
+SELECT id, at, action, actor_key_id, actor, target_type, target_id, details
+  FROM audit_log
+ WHERE tenant_id = %(tenant)s
+   AND (%(actions)s::text[] IS NULL OR action = ANY(%(actions)s::text[]))
+   AND (%(actor)s::uuid IS NULL OR actor_key_id = %(actor)s::uuid)
+   AND (%(since)s::timestamptz IS NULL OR at >= %(since)s::timestamptz)
+   AND (%(until)s::timestamptz IS NULL OR at < %(until)s::timestamptz)
+   AND (%(after_at)s::timestamptz IS NULL
+        OR (at, id) < (%(after_at)s::timestamptz, %(after_id)s::bigint))
+ ORDER BY at DESC, id DESC
+ LIMIT %(limit)s;
+
 -- name: get_report
 -- One report's canonical bytes and mutable signing state.
 SELECT canonical, content_sha256, signed
@@ -118,6 +150,10 @@ SELECT qcc_prune_idempotency_keys(%(older_than)s::timestamptz);
 -- name: lookup_api_key
 -- Cross-tenant by design (the tenant is what we are finding out); definer function.
 SELECT tenant_id, id, role FROM qcc_lookup_api_key(%(secret_sha256)s);
+
+-- name: set_actor
+-- Who acts in this transaction, for the audit triggers.
+SELECT set_config('app.actor', %(actor)s, true);
 
 -- name: sync_env_keys
 SELECT qcc_sync_env_keys(%(keys)s::jsonb);

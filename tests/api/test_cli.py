@@ -46,11 +46,20 @@ def test_keys_create_list_revoke_takes_effect_within_5_seconds(database, http):
 def test_smoke_passes_against_the_live_server(server):
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "smoke", "--url", server.url,
-         "--api-key", key_for("acme", "operator"), "--tenant", "acme"],
+         "--api-key", key_for("acme", "admin"), "--tenant", "acme"],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 7 and all(line.startswith("PASS") for line in lines)
+    assert len(lines) == 9 and all(line.startswith("PASS") for line in lines)
+
+
+def test_smoke_reports_a_key_that_may_not_sign(server):
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "smoke", "--url", server.url,
+         "--api-key", key_for("acme", "operator")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "FAIL  sign" in result.stdout and "admin or auditor" in result.stdout
+    assert "PASS  ingest sample" in result.stdout
 
 
 def test_smoke_fails_loudly_with_a_bad_key(server):

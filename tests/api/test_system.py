@@ -29,6 +29,8 @@ def test_unknown_path_and_method_are_problems(http):
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
     r = http.delete("/reports", headers=headers())
     assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"
+    assert r.headers["allow"] == "GET"
+    assert http.put("/admin/keys", headers=headers()).headers["allow"] == "GET, POST"
 
 
 def test_logs_are_json_with_request_ids_and_never_secrets(http, server):
