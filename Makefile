@@ -21,7 +21,7 @@ serve: venv
 
 ## Every gate through tox: lint, types, contract, tests, fuzz (one: `.venv/bin/tox -e <gate>`).
 test: venv
-	$(BIN)/tox run -e lint,types,contract,tests,fuzz
+	$(BIN)/tox run -e lint,types,contract,tests,fuzz,ops
 
 ## Regenerate generated/ from openapi/ after editing the spec.
 generate: venv

@@ -1,4 +1,4 @@
-"""qc-collector: serve | migrate | keys create|list|revoke | verify | smoke."""
+"""qc-collector: serve | migrate | worker | keys | retention | verify | smoke."""
 
 from __future__ import annotations
 
@@ -72,15 +72,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   "\"checks\":[{\"rule\":\"row_count_min\",\"status\":\"fail\","
                   "\"severity\":\"block\"}]}'\n"
                   f"  curl -s {url}/reports -H 'X-Api-Key: {demo}'", flush=True)
-        cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
-        child = subprocess.Popen(cmd, env=env, cwd=ROOT)
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
+                                  env=env, cwd=ROOT)
+        # a worker beside the API, so exports complete on a single machine too
+        worker = None if args.no_worker else subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
+        children = [c for c in (server, worker) if c is not None]
 
         def forward(signum: int, _frame: Any) -> None:
-            child.send_signal(signum)
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)
 
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
-        return child.wait()
+        code = server.wait()
+        if worker is not None:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+            worker.wait()
+        return code
     finally:
         if db is not None:
             db.stop()
@@ -159,6 +170,65 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in result.results) else 1
 
 
+def cmd_worker(_: argparse.Namespace) -> int:
+    from app import worker
+    from app.observability import configure_logging
+
+    settings = config.load()
+    configure_logging(settings.log_level)
+    if not settings.database_url:
+        print("the worker needs DATABASE_URL (qc-collector serve sets it)", file=sys.stderr)
+        return 2
+    asyncio.run(worker.run(settings))
+    return 0
+
+
+async def _retention(args: argparse.Namespace) -> int:
+    from app.services import retention
+    from app.storage.db import open_pool
+
+    settings = config.load()
+    app_url, _, db = _database(settings)
+    try:
+        pool = await open_pool(app_url, min_size=1, max_size=2)
+        try:
+            await pool.wait()
+            if args.scheduled:
+                print(orjson.dumps(await retention.scheduled(pool=pool, settings=settings)).decode())
+                return 0
+            if args.commit:
+                outcome = await retention.commit(pool=pool, settings=settings, tenant=args.tenant,
+                                                 plan_hash=args.commit, actor="cli")
+            else:
+                outcome = await retention.dry_run(pool=pool, settings=settings,
+                                                  tenant=args.tenant,
+                                                  older_than_days=args.older_than_days,
+                                                  include_signed=args.include_signed)
+            print(orjson.dumps(outcome.as_dict(), option=orjson.OPT_INDENT_2).decode())
+            if outcome.dry_run:
+                print(f"commit with: qc-collector retention --tenant {args.tenant} "
+                      f"--commit {outcome.plan_hash}", file=sys.stderr)
+            return 0 if not outcome.failures else 1
+        finally:
+            await pool.close()
+    finally:
+        if db is not None:
+            db.stop()
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from app.errors import DomainError
+
+    if not args.scheduled and not args.tenant:
+        print("give --tenant (or --scheduled for every tenant)", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_retention(args))
+    except DomainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+
+
 def _load_jwks(source: str) -> dict[str, Any]:
     if source.startswith(("http://", "https://")):
         import urllib.request
@@ -190,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API under gunicorn (embedded DB by default)")
     serve.add_argument("--no-migrate", action="store_true",
                        help="skip migrations (when a deploy hook runs them)")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not start a job worker beside the API")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     keys = sub.add_parser("keys", help="manage API keys of a tenant")
@@ -204,6 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoking.add_argument("--tenant", required=True)
     revoking.add_argument("id")
     keys.set_defaults(func=cmd_keys)
+    sub.add_parser("worker", help="run queued jobs (exports, retention)").set_defaults(
+        func=cmd_worker)
+    retention_cmd = sub.add_parser("retention", help="plan, or commit by hash, a retention run")
+    retention_cmd.add_argument("--tenant", help="the tenant to plan or commit for")
+    retention_cmd.add_argument("--older-than-days", type=int, default=90,
+                               help="the cutoff of a dry run (default 90)")
+    retention_cmd.add_argument("--include-signed", action="store_true",
+                               help="signed reports too (they are on hold by default)")
+    retention_cmd.add_argument("--commit", metavar="PLAN_HASH",
+                               help="delete what the dry run with this hash planned")
+    retention_cmd.add_argument("--scheduled", action="store_true",
+                               help="every tenant, RETENTION_DAYS, signed kept (what the "
+                                    "worker runs daily)")
+    retention_cmd.set_defaults(func=cmd_retention)
     verify = sub.add_parser("verify", help="check an evidence bundle offline")
     verify.add_argument("bundle", help="the bundle.zip to check")
     verify.add_argument("--jwks", help="JWKS file or URL (e.g. https://host/signing-keys)")

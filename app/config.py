@@ -93,6 +93,17 @@ class Settings:
     validate_responses: bool = False
     signing_key: str | None = field(default=None, repr=False)
     signing_keys_retired: str | None = None
+    export_dir: Path | None = None
+    export_max_days: int = 31
+    export_max_rows: int = 1_000_000
+    export_sign_secret: str | None = field(default=None, repr=False)
+    export_url_ttl: int = 900
+    export_ttl: int = 86_400
+    retention_plan_ttl: int = 3600
+    retention_days: int = 90
+    retention_batch: int = 5000
+    worker_concurrency: int = 2
+    worker_heartbeat: float = 10.0
     collector_url: str | None = None
     smoke_api_key: str | None = field(default=None, repr=False)
     smoke_tenant: str | None = None
@@ -100,6 +111,10 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return not self.database_url
+
+    @property
+    def exports_path(self) -> Path:
+        return self.export_dir or (self.data_dir / "exports")
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -130,6 +145,17 @@ def load(env: dict[str, str] | None = None) -> Settings:
         validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
         signing_key=env.get("SIGNING_KEY") or None,
         signing_keys_retired=env.get("SIGNING_KEYS_RETIRED") or None,
+        export_dir=Path(env["EXPORT_DIR"]).absolute() if env.get("EXPORT_DIR") else None,
+        export_max_days=_int(env, "EXPORT_MAX_DAYS", 31, minimum=1),
+        export_max_rows=_int(env, "EXPORT_MAX_ROWS", 1_000_000, minimum=1),
+        export_sign_secret=env.get("EXPORT_SIGN_SECRET") or None,
+        export_url_ttl=_int(env, "EXPORT_URL_TTL", 900, minimum=1),
+        export_ttl=_int(env, "EXPORT_TTL", 86_400, minimum=1),
+        retention_plan_ttl=_int(env, "RETENTION_PLAN_TTL", 3600, minimum=1),
+        retention_days=_int(env, "RETENTION_DAYS", 90),
+        retention_batch=_int(env, "RETENTION_BATCH", 5000, minimum=1),
+        worker_concurrency=_int(env, "WORKER_CONCURRENCY", 2, minimum=1),
+        worker_heartbeat=float(_int(env, "WORKER_HEARTBEAT_SECONDS", 10, minimum=1)),
         collector_url=env.get("COLLECTOR_URL") or None,
         smoke_api_key=env.get("API_KEY") or None,
         smoke_tenant=env.get("TENANT_ID") or None,

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from generated.operations import OPERATIONS
 from starlette.exceptions import HTTPException
+
+from generated.operations import OPERATIONS
 
 log = logging.getLogger("qc_collector.errors")
 

@@ -342,3 +342,109 @@ class AuditEvent(BaseModel):
 class AuditPage(BaseModel):
     items: Annotated[list[AuditEvent], Field(max_length=500)]
     next_cursor: Annotated[str | None, Field(max_length=512)]
+
+
+class RelativeOrAbsoluteTime(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='RFC 3339 with an offset, or relative to now (`-30m`, `-24h`, `-7d`).',
+            max_length=64,
+            pattern='^(-[0-9]{1,6}[mhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$',
+        ),
+    ]
+
+
+class SubjectItem(RootModel[str]):
+    root: Annotated[str, Field(max_length=200, min_length=1, pattern='^[^\\x00]+$')]
+
+
+class ExportFilters(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    severity: Annotated[list[Severity] | None, Field(max_length=3)] = None
+    status: Annotated[list[Status] | None, Field(max_length=3)] = None
+    source: Annotated[list[Source] | None, Field(max_length=50)] = None
+    subject: Annotated[list[SubjectItem] | None, Field(max_length=50)] = None
+    labels: Labels | None = None
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    format: Literal['ndjson', 'csv']
+    since: RelativeOrAbsoluteTime
+    until: RelativeOrAbsoluteTime | None = None
+    filters: ExportFilters | None = None
+
+
+class ExportAccepted(BaseModel):
+    id: UUID
+    status: Literal['queued', 'running', 'succeeded', 'failed', 'expired']
+
+
+class ExportManifest(BaseModel):
+    sha256: Annotated[str, Field(max_length=64, pattern='^[0-9a-f]{64}$')]
+    rows: Annotated[int, Field(ge=0, le=1099511627776)]
+    bytes: Annotated[int, Field(ge=0, le=109951162777600)]
+    filters: dict[str, Any]
+    created_by: Annotated[UUID | None, Field(...)]
+    created_at: AwareDatetime
+
+
+class Export(BaseModel):
+    id: UUID
+    status: Literal['queued', 'running', 'succeeded', 'failed', 'expired']
+    format: Literal['ndjson', 'csv']
+    since: AwareDatetime
+    until: AwareDatetime
+    filters: dict[str, Any]
+    created_by: Annotated[UUID | None, Field(...)]
+    created_at: AwareDatetime
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    error: Annotated[str | None, Field(max_length=2000)]
+    manifest: Annotated[
+        ExportManifest | None,
+        Field(
+            description='Present once the file is written (succeeded, and kept after expiry).'
+        ),
+    ] = None
+    download_url: Annotated[str | None, Field(max_length=2048)]
+    download_expires_at: AwareDatetime | None = None
+
+
+class RetentionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    older_than_days: Annotated[int, Field(ge=0, le=36500)]
+    include_signed: bool = False
+    dry_run: bool = True
+    plan_hash: Annotated[str | None, Field(max_length=64, pattern='^[0-9a-f]{64}$')] = (
+        None
+    )
+
+
+class RetentionPlan(BaseModel):
+    tenant: Annotated[str, Field(max_length=64)]
+    cutoff: AwareDatetime
+    include_signed: bool
+    candidates: Annotated[int, Field(ge=0, le=1099511627776)]
+    held_signed: Annotated[int, Field(ge=0, le=1099511627776)]
+
+
+class Failure(BaseModel):
+    batch: Annotated[int, Field(ge=0, le=1099511627776)]
+    error: Annotated[str, Field(max_length=2000)]
+
+
+class RetentionResult(BaseModel):
+    dry_run: bool
+    plan_hash: Annotated[str, Field(max_length=64)]
+    plan: RetentionPlan
+    expires_at: AwareDatetime | None = None
+    deleted: Annotated[int, Field(ge=0, le=1099511627776)]
+    failures: Annotated[list[Failure], Field(max_length=1000)]

@@ -227,3 +227,84 @@ class AuditEvent(TypedDict):
 class AuditPage(TypedDict):
     items: list[AuditEvent]
     next_cursor: str | None
+
+
+RelativeOrAbsoluteTime: TypeAlias = str
+
+
+SubjectItem: TypeAlias = str
+
+
+class ExportFilters(TypedDict, closed=True):
+    severity: NotRequired[list[Severity]]
+    status: NotRequired[list[Status]]
+    source: NotRequired[list[Source]]
+    subject: NotRequired[list[SubjectItem]]
+    labels: NotRequired[Labels]
+
+
+class ExportRequest(TypedDict, closed=True):
+    format: Literal['ndjson', 'csv']
+    since: RelativeOrAbsoluteTime
+    until: NotRequired[RelativeOrAbsoluteTime]
+    filters: NotRequired[ExportFilters]
+
+
+class ExportAccepted(TypedDict):
+    id: str
+    status: Literal['queued', 'running', 'succeeded', 'failed', 'expired']
+
+
+class ExportManifest(TypedDict):
+    sha256: str
+    rows: int
+    bytes: int
+    filters: dict[str, Any]
+    created_by: str | None
+    created_at: str
+
+
+class Export(TypedDict):
+    id: str
+    status: Literal['queued', 'running', 'succeeded', 'failed', 'expired']
+    format: Literal['ndjson', 'csv']
+    since: str
+    until: str
+    filters: dict[str, Any]
+    created_by: str | None
+    created_at: str
+    started_at: NotRequired[str | None]
+    finished_at: NotRequired[str | None]
+    error: str | None
+    manifest: NotRequired[ExportManifest]
+    download_url: str | None
+    download_expires_at: NotRequired[str | None]
+
+
+class RetentionRequest(TypedDict, closed=True):
+    older_than_days: int
+    include_signed: NotRequired[bool]
+    dry_run: NotRequired[bool]
+    plan_hash: NotRequired[str]
+
+
+class RetentionPlan(TypedDict):
+    tenant: str
+    cutoff: str
+    include_signed: bool
+    candidates: int
+    held_signed: int
+
+
+class Failure(TypedDict):
+    batch: int
+    error: str
+
+
+class RetentionResult(TypedDict):
+    dry_run: bool
+    plan_hash: str
+    plan: RetentionPlan
+    expires_at: NotRequired[str | None]
+    deleted: int
+    failures: list[Failure]

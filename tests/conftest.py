@@ -9,7 +9,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tools.liveserver import LiveDatabase, LiveServer, key_for, start_database, start_server
+from tools.liveserver import (
+    LiveDatabase,
+    LiveServer,
+    LiveWorker,
+    key_for,
+    start_database,
+    start_server,
+    start_worker,
+)
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +31,15 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDatabase]
 def server(database: LiveDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live = start_server(database, run_dir=tmp_path_factory.mktemp("server"),
                         env={"VALIDATE_RESPONSES": "true"})
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(database: LiveDatabase, server: LiveServer) -> Iterator[LiveWorker]:
+    """A job worker sharing the server's data dir (export files), with a fast heartbeat."""
+    live = start_worker(database, run_dir=server.log_path.parent,
+                        env={"WORKER_HEARTBEAT_SECONDS": "1"})
     yield live
     live.stop()
 

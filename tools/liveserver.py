@@ -75,12 +75,9 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(db: LiveDatabase, *, workers: int = 2, env: dict[str, str] | None = None,
-                 run_dir: Path | None = None) -> LiveServer:
-    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="qcc-srv-"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    full_env = {
+def service_env(db: LiveDatabase, run_dir: Path, port: int, workers: int) -> dict[str, str]:
+    """What the API and the job worker of one test deployment share."""
+    return {
         **os.environ,
         "DATABASE_URL": db.app_url,
         "DATABASE_MIGRATE_URL": db.owner_url,
@@ -92,8 +89,15 @@ def start_server(db: LiveDatabase, *, workers: int = 2, env: dict[str, str] | No
         "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"),
         "COLLECTOR_DATA_DIR": str(run_dir),
         "COLLECTOR_ENV": "test",
-        **(env or {}),
     }
+
+
+def start_server(db: LiveDatabase, *, workers: int = 2, env: dict[str, str] | None = None,
+                 run_dir: Path | None = None) -> LiveServer:
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="qcc-srv-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    full_env = {**service_env(db, run_dir, port, workers), **(env or {})}
     log_path = run_dir / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -112,3 +116,33 @@ def start_server(db: LiveDatabase, *, workers: int = 2, env: dict[str, str] | No
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"server did not become ready:\n{server.log()[-4000:]}")
+
+
+@dataclass
+class LiveWorker:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_worker(db: LiveDatabase, *, run_dir: Path, env: dict[str, str] | None = None,
+                 name: str = "worker") -> LiveWorker:
+    """`qc-collector worker` sharing the data dir (export files) of a start_server run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {**service_env(db, run_dir, free_port(), 1), **(env or {})}  # PORT unused
+    log_path = run_dir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT,
+                                   env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    return LiveWorker(process, log_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,8 +15,10 @@ SEVERITY_RANK = {"info": 0, "warn": 1, "block": 2}
 
 
 def rfc3339(moment: datetime) -> str:
-    """Server timestamps: UTC, microseconds, 'Z' — the form stored and signed."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Server timestamps: UTC, microseconds, 'Z' — the form stored and signed. (Not
+    strftime: glibc writes year 211 as "211", which is not RFC 3339.)"""
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def derive(checks: list[dict[str, Any]]) -> tuple[str, str, dict[str, int]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from app.config import ConfigError, Settings
 from app.services.canonical import canonical_bytes
+from app.services.local_secrets import read_or_create
 
 log = logging.getLogger("qc_collector.signing")
 
@@ -150,22 +150,9 @@ def load(settings: Settings) -> SigningKeys:
 
 
 def _local_key(path: Path) -> Ed25519PrivateKey:
-    """The development key under the data dir, created once (safe with several workers)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
+    """The development key under the data dir, created once."""
+    def make() -> bytes:
+        return Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption())
-        draft = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-        try:
-            os.link(draft, path)  # atomic: a complete file or none; the first worker wins
-            log.warning("SIGNING_KEY is unset: generated a development signing key in %s; "
-                        "set SIGNING_KEY in production", path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return _private_from_pem(path.read_bytes(), str(path))
+    return _private_from_pem(read_or_create(path, make, what="SIGNING_KEY"), str(path))

@@ -46,17 +46,24 @@ SET_SCOPE = ("SELECT set_config('app.tenant', %s, true), set_config('app.actor_k
 
 @asynccontextmanager
 async def tenant_transaction(pool: AsyncConnectionPool, tenant: str, *,
-                             actor_key: UUID | None = None,
-                             actor: str = "api") -> AsyncIterator[Connection]:
+                             actor_key: UUID | None = None, actor: str = "api",
+                             pipeline: bool = True) -> AsyncIterator[Connection]:
     """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant);
     the actor settings name who acts, for the audit triggers.
 
     Pipeline mode: BEGIN, the settings and every statement up to the first read of a
-    result travel in one round trip, and COMMIT rides with the end of the block."""
+    result travel in one round trip, and COMMIT rides with the end of the block. (Server-
+    side cursors need pipeline=False.)"""
     try:
-        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute(SET_SCOPE, (tenant, str(actor_key) if actor_key else "", actor))
-            yield conn
+        async with pool.connection() as conn:
+            if pipeline:
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
+                    yield conn
+            else:
+                async with conn.transaction():
+                    await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
+                    yield conn
     except (psycopg.OperationalError, TimeoutError) as exc:
         log.error("database unavailable: %s", exc.__class__.__name__)
         raise ServiceUnavailable("database is unavailable; retry later") from exc

@@ -18,10 +18,28 @@ log = logging.getLogger("qc_collector.migrate")
 LOCK_ID = 0x51CC011EC7  # "qc collector"; any constant shared by every replica
 
 
+INCLUDES = {
+    # the job queue's schema, as shipped by the pinned procrastinate package
+    "procrastinate-schema": lambda: (resources.files("procrastinate.sql") / "schema.sql").read_text(),
+}
+DIRECTIVE = "-- qcc:include "
+
+
 def _migrations() -> list[tuple[str, str]]:
     folder = resources.files("app.storage") / "migrations"
     files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name, p.read_text()) for p in files]
+
+
+def _expand(sql: str) -> str:
+    """A migration may include a library's schema by name (the digest covers the name)."""
+    lines = []
+    for line in sql.splitlines():
+        if line.startswith(DIRECTIVE):
+            lines.append(INCLUDES[line.removeprefix(DIRECTIVE).strip()]())
+        else:
+            lines.append(line)
+    return "\n".join(lines)
 
 
 def migrate(conninfo: str) -> list[str]:
@@ -49,7 +67,7 @@ def migrate(conninfo: str) -> list[str]:
                         )
                     continue
                 with conn.transaction():
-                    conn.execute(sql.encode())
+                    conn.execute(_expand(sql).encode())
                     conn.execute(
                         "INSERT INTO schema_migrations (name, sha256) VALUES (%s, %s)",
                         (name, digest),

@@ -177,3 +177,131 @@ RETURNING id;
 -- name: touch_api_key
 UPDATE api_keys SET last_used_at = now()
  WHERE tenant_id = %(tenant)s AND id = %(id)s;
+
+-- name: lock_tenant_exports
+-- Serialises export requests of one tenant (the running-jobs limit and dedup).
+SELECT pg_advisory_xact_lock(hashtextextended('exports:' || %(tenant)s, 0));
+
+-- name: find_active_export
+SELECT id, status FROM exports
+ WHERE tenant_id = %(tenant)s AND request_hash = %(request_hash)s
+   AND status IN ('queued', 'running')
+ ORDER BY created_at LIMIT 1;
+
+-- name: count_active_exports
+SELECT count(*) FROM exports WHERE tenant_id = %(tenant)s AND status IN ('queued', 'running');
+
+-- name: insert_export
+INSERT INTO exports (tenant_id, id, status, format, since, until, filters, request_hash,
+                     created_by)
+VALUES (%(tenant)s, %(id)s, 'queued', %(format)s, %(since)s, %(until)s, %(filters)s,
+        %(request_hash)s, %(created_by)s);
+
+-- name: defer_job
+-- Enqueue a job through procrastinate's own SQL API, inside the caller's transaction:
+-- the job exists if and only if the row that needs it was committed.
+SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
+         %(queue)s, %(task)s, 0, %(lock)s, NULL, %(args)s::jsonb, NULL
+       )::procrastinate_job_to_defer_v1]));
+
+-- name: get_export
+SELECT id, status, format, since, until, filters, created_by, created_at, started_at,
+       finished_at, error, rows, bytes, sha256, file_name
+  FROM exports WHERE tenant_id = %(tenant)s AND id = %(id)s;
+
+-- name: start_export
+-- Claims the export for this attempt; a retried job starts again from scratch.
+UPDATE exports SET status = 'running', started_at = now(), error = NULL
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND status IN ('queued', 'running')
+RETURNING format, since, until, filters;
+
+-- name: finish_export
+UPDATE exports SET status = 'succeeded', finished_at = now(), rows = %(rows)s,
+                   bytes = %(bytes)s, sha256 = %(sha256)s, file_name = %(file_name)s
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND status = 'running';
+
+-- name: fail_export
+UPDATE exports SET status = 'failed', finished_at = now(), error = %(error)s
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND status IN ('queued', 'running');
+
+-- name: find_export
+-- By id alone, for the signed download URL (definer function).
+SELECT tenant_id, status, sha256, file_name, format, bytes FROM qcc_find_export(%(id)s);
+
+-- name: expire_exports
+SELECT tenant_id, id, file_name FROM qcc_expire_exports(%(older_than)s);
+
+-- name: export_rows
+-- The rows of one export, streamed from a server-side cursor in (received_at, id) order:
+-- the canonical report (NDJSON) or the summary columns (CSV, labels as JSON text).
+SELECT {columns}
+  FROM reports
+ WHERE tenant_id = %(tenant)s
+   AND received_at >= %(since)s AND received_at < %(until)s
+   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
+   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
+   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
+   AND (%(subject)s::text[] IS NULL OR subject = ANY(%(subject)s::text[]))
+   AND (%(labels)s::jsonb IS NULL OR labels @> %(labels)s::jsonb)
+ ORDER BY received_at, id;
+
+-- name: tenants
+SELECT qcc_tenants();
+
+-- name: retention_candidates
+-- The plan's candidate set at a cutoff: its size and an order-independent digest, so a
+-- commit can tell whether the set changed since the dry run.
+SELECT count(*) AS candidates,
+       coalesce(sum(hashtextextended(id::text, 0)::numeric), 0)::text AS digest,
+       (SELECT count(*) FROM reports h
+         WHERE h.tenant_id = %(tenant)s AND h.received_at < %(cutoff)s AND h.signed
+           AND NOT %(include_signed)s) AS held_signed
+  FROM reports
+ WHERE tenant_id = %(tenant)s AND received_at < %(cutoff)s
+   AND (%(include_signed)s OR NOT signed);
+
+-- name: save_retention_plan
+INSERT INTO retention_plans (tenant_id, plan_hash, cutoff, include_signed, candidates,
+                             candidate_digest, expires_at)
+VALUES (%(tenant)s, %(plan_hash)s, %(cutoff)s, %(include_signed)s, %(candidates)s,
+        %(digest)s, %(expires_at)s)
+ON CONFLICT (tenant_id, plan_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+
+-- name: get_retention_plan
+SELECT cutoff, include_signed, candidates, candidate_digest, expires_at
+  FROM retention_plans WHERE tenant_id = %(tenant)s AND plan_hash = %(plan_hash)s;
+
+-- name: drop_retention_plan
+DELETE FROM retention_plans WHERE tenant_id = %(tenant)s AND plan_hash = %(plan_hash)s;
+
+-- name: delete_retention_batch
+-- One short transaction's worth: the oldest candidates go, and the hourly rollup loses
+-- exactly what they counted.
+WITH batch AS (
+  SELECT id FROM reports
+   WHERE tenant_id = %(tenant)s AND received_at < %(cutoff)s
+     AND (%(include_signed)s OR NOT signed)
+   ORDER BY received_at, id
+   LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM reports r USING batch
+   WHERE r.tenant_id = %(tenant)s AND r.id = batch.id
+  RETURNING r.received_at, r.severity, r.status, r.source
+), counted AS (
+  SELECT date_trunc('hour', received_at) AS hour, severity, status, source, count(*) AS n
+    FROM gone GROUP BY 1, 2, 3, 4
+), rolled AS (
+  UPDATE report_rollup_hourly u SET n = u.n - counted.n
+    FROM counted
+   WHERE u.tenant_id = %(tenant)s AND u.hour = counted.hour AND u.severity = counted.severity
+     AND u.status = counted.status AND u.source = counted.source
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM rolled) AS rollups;
+
+-- name: insert_retention_run
+INSERT INTO retention_runs (tenant_id, id, plan_hash, cutoff, include_signed, deleted,
+                            failures, started_at)
+VALUES (%(tenant)s, %(id)s, %(plan_hash)s, %(cutoff)s, %(include_signed)s, %(deleted)s,
+        %(failures)s, %(started_at)s);

@@ -7,10 +7,12 @@ up here by itself; it then fails until VALID_REQUESTS says how to make a valid c
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -43,6 +45,8 @@ class Call:
 class Context:
     report_id: str  # a report stored in tenant acme
     key_id: str  # an API key of tenant acme, fresh for each test (revoking it is valid)
+    export_id: str  # a finished export of tenant acme
+    download: dict[str, str]  # its signed URL's query
     marker: str  # unique per call: subject of whatever the call would store
 
 
@@ -65,6 +69,13 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "keys.list_keys": lambda ctx: Call(200),
     "keys.revoke_key": lambda ctx: Call(204, path_params={"id": ctx.key_id}, content_type=None),
     "audit.list_events": lambda ctx: Call(200, params={"limit": 5}),
+    # an identical request returns the running export: repeated calls stay under the limit
+    "exports.create_export": lambda ctx: Call(202, json={"format": "csv", "since": "-1m"}),
+    "exports.get_export": lambda ctx: Call(200, path_params={"id": ctx.export_id}),
+    "exports.download_export": lambda ctx: Call(200, path_params={"id": ctx.export_id},
+                                                params=ctx.download,
+                                                content_type="application/gzip"),
+    "retention.run_retention": lambda ctx: Call(200, json={"older_than_days": 36500}),
 }
 
 AUTHENTICATED = [op for op in OPERATIONS if op.authenticated]
@@ -114,13 +125,29 @@ def globex_report(http: httpx.Client) -> dict[str, Any]:
     return ingest(http, "globex", f"matrix:globex:{uuid.uuid4().hex}")
 
 
+@pytest.fixture(scope="module")
+def finished_export(http: httpx.Client, worker: Any) -> dict[str, Any]:
+    made = http.post("/exports", json={"format": "ndjson", "since": "-5m"},
+                     headers=headers("acme", "admin"))
+    assert made.status_code == 202, made.text
+    for _ in range(300):
+        export = http.get(f"/exports/{made.json()['id']}", headers=headers("acme", "admin")).json()
+        if export["status"] == "succeeded":
+            return export
+        time.sleep(0.1)
+    raise AssertionError(f"export did not finish: {export}")
+
+
 @pytest.fixture
-def ctx(http: httpx.Client, acme_report: dict[str, Any]) -> Context:
+def ctx(http: httpx.Client, acme_report: dict[str, Any],
+        finished_export: dict[str, Any]) -> Context:
     marker = f"matrix:{uuid.uuid4().hex}"
     made = http.post("/admin/keys", json={"name": marker, "role": "viewer"},
                      headers=headers("acme", "admin"))
     assert made.status_code == 201, made.text
-    return Context(report_id=acme_report["id"], key_id=made.json()["id"], marker=marker)
+    query = dict(parse_qsl(urlsplit(finished_export["download_url"]).query))
+    return Context(report_id=acme_report["id"], key_id=made.json()["id"],
+                   export_id=finished_export["id"], download=query, marker=marker)
 
 
 def valid_call(op: Operation, ctx: Context) -> Call:

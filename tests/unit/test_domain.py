@@ -127,3 +127,11 @@ def test_env_sample_lists_every_variable_the_settings_read():
     sample = (root / "config" / "collector.env.sample").read_text()
     documented = set(re.findall(r"^#?([A-Z_]+)=", sample, re.MULTILINE))
     assert read and read <= documented, f"missing from the sample: {sorted(read - documented)}"
+
+
+def test_rfc3339_pads_early_years_and_normalises_to_utc():
+    from datetime import timezone
+
+    assert canonical.rfc3339(datetime(211, 3, 9, 4, tzinfo=UTC)) == "0211-03-09T04:00:00.000000Z"
+    plus_two = datetime(2026, 1, 1, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert canonical.rfc3339(plus_two) == "2026-01-01T03:00:00.000000Z"

@@ -11,6 +11,10 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'qcc_definer') THEN
     CREATE ROLE qcc_definer NOLOGIN;
   END IF;
+  -- A non-superuser migrator (CREATEROLE) must be a member to hand functions over to it.
+  IF NOT pg_has_role(current_user, 'qcc_definer', 'MEMBER') THEN
+    EXECUTE format('GRANT qcc_definer TO %I', current_user);
+  END IF;
 END
 $$;
 

@@ -1,0 +1,4 @@
+-- The job queue: procrastinate's own schema, exactly as shipped in the pinned package
+-- (procrastinate/sql/schema.sql), so exports and retention run on a PostgreSQL-backed
+-- queue shared by every worker replica. migrate.py expands the directive below.
+-- qcc:include procrastinate-schema

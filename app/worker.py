@@ -1,0 +1,82 @@
+"""qc-collector worker: runs jobs from the PostgreSQL-backed queue (procrastinate).
+
+Exports, the daily retention run and housekeeping (expired export files; jobs of workers
+that died, found by their stale heartbeat, are retried). Several workers may run at once:
+the queue hands each job to one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from uuid import UUID
+
+import procrastinate
+
+from app.config import Settings
+from app.services import exports, retention
+from app.storage.db import open_pool
+from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK
+
+log = logging.getLogger("qc_collector.worker")
+MAINTENANCE_QUEUE = "maintenance"
+
+
+def build(settings: Settings, pool: Any) -> procrastinate.App:
+    assert settings.database_url is not None
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
+        conninfo=settings.database_url, min_size=1, max_size=4))
+
+    @app.task(name=EXPORT_TASK, queue=EXPORT_QUEUE, pass_context=False,
+              retry=procrastinate.RetryStrategy(max_attempts=3, wait=5))
+    async def export(tenant: str, export_id: str) -> None:
+        await exports.run(pool=pool, settings=settings, tenant=tenant, export_id=UUID(export_id))
+
+    @app.periodic(cron="0 3 * * *")
+    @app.task(name="retention", queue=MAINTENANCE_QUEUE, pass_context=False)
+    async def scheduled_retention(timestamp: int) -> None:
+        deleted = await retention.scheduled(pool=pool, settings=settings)
+        log.info("scheduled retention deleted %s", deleted or "nothing")
+
+    return app
+
+
+async def _housekeeping(app: procrastinate.App, pool: Any, settings: Settings) -> None:
+    silent_for = 3 * settings.worker_heartbeat
+    while True:
+        try:
+            for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=silent_for):
+                log.warning("retrying job %s (%s): its worker stopped", job.id, job.task_name)
+                await app.job_manager.retry_job(job)
+            expired = await exports.expire_files(pool=pool, settings=settings)
+            if expired:
+                log.info("deleted %d expired export file(s)", expired)
+        except Exception as exc:  # keep the loop alive; the next round tries again
+            log.warning("housekeeping failed: %s", exc.__class__.__name__)
+        await asyncio.sleep(settings.worker_heartbeat)
+
+
+async def run(settings: Settings) -> None:
+    assert settings.database_url is not None
+    pool = await open_pool(settings.database_url, min_size=1, max_size=settings.worker_concurrency + 2)
+    app = build(settings, pool)
+    try:
+        async with app.open_async():
+            housekeeping = asyncio.create_task(_housekeeping(app, pool, settings))
+            try:
+                await app.run_worker_async(
+                    queues=[EXPORT_QUEUE, MAINTENANCE_QUEUE],
+                    concurrency=settings.worker_concurrency,
+                    update_heartbeat_interval=settings.worker_heartbeat,
+                    # retried jobs are not announced by NOTIFY: poll at the heartbeat's pace
+                    fetch_job_polling_interval=min(5.0, settings.worker_heartbeat),
+                    stalled_worker_timeout=3 * settings.worker_heartbeat,
+                    install_signal_handlers=True)
+            finally:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+    finally:
+        await pool.close()

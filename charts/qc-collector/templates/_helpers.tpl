@@ -1,0 +1,110 @@
+{{/*
+Helpers shared by every template; all are named qc-collector.<thing>.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "qc-collector.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-<chart> (or fullnameOverride), DNS-label safe. */}}
+{{- define "qc-collector.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart-version, for the helm.sh/chart label. */}}
+{{- define "qc-collector.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels every resource carries. */}}
+{{- define "qc-collector.labels" -}}
+helm.sh/chart: {{ include "qc-collector.chart" . }}
+{{ include "qc-collector.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: qc-collector
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select the release's pods (add app.kubernetes.io/component per workload). */}}
+{{- define "qc-collector.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "qc-collector.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount of the API and worker pods. */}}
+{{- define "qc-collector.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "qc-collector.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag, or repository@digest when a digest is given. */}}
+{{- define "qc-collector.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The existing Secret the pods read (never created by this chart). */}}
+{{- define "qc-collector.secretName" -}}
+{{- default (include "qc-collector.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/*
+One env entry from the Secret: include "qc-collector.secretEnv" (list $ "ENV_NAME" "keyField" optional)
+*/}}
+{{- define "qc-collector.secretEnv" -}}
+{{- $root := index . 0 -}}
+- name: {{ index . 1 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "qc-collector.secretName" $root }}
+      key: {{ index $root.Values.secrets.keys (index . 2) }}
+      optional: {{ index . 3 }}
+{{- end }}
+
+{{/* The service's secret environment (API and worker). */}}
+{{- define "qc-collector.serviceSecretEnv" -}}
+{{ include "qc-collector.secretEnv" (list . "DATABASE_URL" "databaseUrl" false) }}
+{{ include "qc-collector.secretEnv" (list . "SIGNING_KEY" "signingKey" (ne .Values.config.environment "production")) }}
+{{ include "qc-collector.secretEnv" (list . "SIGNING_KEYS_RETIRED" "signingKeysRetired" true) }}
+{{ include "qc-collector.secretEnv" (list . "API_KEYS" "apiKeys" true) }}
+{{ include "qc-collector.secretEnv" (list . "METRICS_TOKEN" "metricsToken" true) }}
+{{- end }}
+
+{{/* Writable scratch space: the root filesystem is read-only. */}}
+{{- define "qc-collector.scratchVolumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: data
+  emptyDir: {}
+{{- end }}
+
+{{- define "qc-collector.scratchMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: data
+  mountPath: /var/lib/qc-collector
+{{- end }}
+
+{{/* PromQL label matchers of this release's series. */}}
+{{- define "qc-collector.metricSelector" -}}
+{{- default (printf "namespace=%q,job=%q" .Release.Namespace (include "qc-collector.fullname" .)) .Values.prometheusRule.selector }}
+{{- end }}

@@ -1,0 +1,234 @@
+"""What the chart promises, on its rendered output: replicas and autoscaling, probes, a
+locked-down runtime, secrets only by reference, the migration hook, SLO alert thresholds,
+the backup CronJob and the helm test. (Schema validity of every scenario is the ops gate:
+tools/check_ops.py.)"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tools.check_ops import CHART, ROOT, Manifest, load_values, render, scenarios
+
+SECRET_ENV = {"DATABASE_URL", "DATABASE_MIGRATE_URL", "API_KEYS", "METRICS_TOKEN", "SIGNING_KEY",
+              "SIGNING_KEYS_RETIRED", "API_KEY"}
+
+
+@functools.cache
+def rendered(scenario: str = "default") -> list[Manifest]:
+    return render(load_values(CHART / "ci" / f"{scenario}-values.yaml"))
+
+
+def only(manifests: list[Manifest], kind: str, component: str | None = None) -> list[dict[str, Any]]:
+    found = [m.doc for m in manifests if m.kind == kind]
+    if component:
+        found = [d for d in found if d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+    return found
+
+
+def pod_specs(manifests: list[Manifest]) -> list[dict[str, Any]]:
+    specs = []
+    for m in manifests:
+        if m.kind in ("Deployment", "Job"):
+            specs.append(m.doc["spec"]["template"]["spec"])
+        elif m.kind == "CronJob":
+            specs.append(m.doc["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        elif m.kind == "Pod":
+            specs.append(m.doc["spec"])
+    return specs
+
+
+ALL = pytest.mark.parametrize("scenario", [p.name.removesuffix("-values.yaml") for p in scenarios()])
+
+
+def test_api_runs_three_replicas_scaled_on_cpu_and_memory():
+    default = rendered()
+    (api,) = only(default, "Deployment", "api")
+    (hpa,) = only(default, "HorizontalPodAutoscaler")
+    assert "replicas" not in api["spec"]  # the HPA owns the count
+    assert hpa["spec"]["minReplicas"] == 3 and hpa["spec"]["maxReplicas"] >= 3
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    (fixed,) = only(rendered("no-autoscaling"), "Deployment", "api")
+    assert fixed["spec"]["replicas"] == 3
+    assert not only(rendered("no-autoscaling"), "HorizontalPodAutoscaler")
+
+
+def test_probes_resources_and_service_target_the_api_pods():
+    default = rendered()
+    (api,) = only(default, "Deployment", "api")
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    (service,) = only(default, "Service")
+    (pdb,) = only(default, "PodDisruptionBudget")
+    pod_labels = api["spec"]["template"]["metadata"]["labels"]
+    for selector in (service["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"]):
+        assert selector["app.kubernetes.io/component"] == "api"
+        assert selector.items() <= pod_labels.items()
+
+
+@ALL
+def test_every_pod_runs_as_non_root_on_a_read_only_root_filesystem(scenario):
+    for spec in pod_specs(rendered(scenario)):
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["automountServiceAccountToken"] is False
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts
+
+
+def test_gunicorn_and_prometheus_write_only_to_empty_dirs():
+    default = rendered()
+    (config,) = only(default, "ConfigMap")
+    (api,) = only(default, "Deployment", "api")
+    spec = api["spec"]["template"]["spec"]
+    scratch = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+    mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+    assert config["data"]["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+    assert mounts["/tmp"] in scratch and mounts[config["data"]["COLLECTOR_DATA_DIR"]] in scratch
+
+
+@ALL
+def test_secrets_come_only_from_the_existing_secret(scenario):
+    manifests = rendered(scenario)
+    assert not only(manifests, "Secret")
+    for spec in pod_specs(manifests):
+        for container in spec["containers"]:
+            for env in container.get("env", []):
+                if env["name"] in SECRET_ENV:
+                    assert "value" not in env, env
+                    assert env["valueFrom"]["secretKeyRef"]["name"] == "qcc-qc-collector"
+    for config in only(manifests, "ConfigMap"):
+        assert not SECRET_ENV & set(config.get("data", {}))
+
+
+def leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [leaf for key, value in node.items() for leaf in leaves(value, f"{path}.{key}")]
+    return [(path, node)]
+
+
+def test_values_hold_no_secret_and_comment_every_key():
+    text = (CHART / "values.yaml").read_text()
+    for path, value in leaves(yaml.safe_load(text)):
+        if path.startswith(".secrets.keys."):
+            assert re.fullmatch(r"[A-Z][A-Z0-9_]*", value), path  # names of keys, not values
+        elif re.search(r"(?i)(password|secret|token)$", path):
+            assert value in ("", False, True), path
+        if isinstance(value, str):
+            assert not re.search(r"://[^/\s:@]+:[^@\s]+@|PRIVATE KEY|^qcc_", value), path
+    # Keys inside Kubernetes-shaped objects (resources, probes, security contexts) are
+    # Kubernetes' own, and those in label maps are examples; every other key has a
+    # comment line right above it.
+    k8s_shaped = {"resources", "livenessProbe", "readinessProbe", "startupProbe",
+                  "podSecurityContext", "securityContext", "labels"}
+    stack: list[tuple[int, str]] = []
+    previous = ""
+    for line in text.splitlines():
+        key = re.match(r"^(\s*)([A-Za-z_][\w]*):", line)
+        if key:
+            indent = len(key.group(1))
+            stack = [(i, k) for i, k in stack if i < indent]
+            inside_k8s = any(k in k8s_shaped for _, k in stack)
+            if not inside_k8s:
+                assert previous.strip().startswith("#"), f"values.yaml: {key.group(2)} has no comment"
+            stack.append((indent, key.group(2)))
+        if line.strip():
+            previous = line
+
+
+def test_migration_hook_runs_migrate_with_the_owner_url_before_install_and_upgrade():
+    (job,) = only(rendered(), "Job", "migration")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["command"] == ["qc-collector", "migrate"]
+    env = {e["name"]: e for e in container["env"]}
+    for name in ("DATABASE_MIGRATE_URL", "DATABASE_URL"):
+        assert env[name]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_MIGRATE_URL"
+    # A pre-install hook runs before the release's own objects exist.
+    assert "serviceAccountName" not in spec and "envFrom" not in container
+    assert not only(rendered("no-migration"), "Job")
+
+
+def test_worker_is_off_by_default_and_runs_the_worker_command_when_enabled():
+    assert not only(rendered(), "Deployment", "worker")
+    (worker,) = only(rendered("worker"), "Deployment", "worker")
+    assert worker["spec"]["template"]["spec"]["containers"][0]["command"] == ["qc-collector", "worker"]
+
+
+def test_alerts_encode_the_slos_and_rollback_triggers_on_the_real_metrics():
+    (rule,) = only(rendered("prometheusrule"), "PrometheusRule")
+    rules = {r.get("alert") or r["record"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    expected = {
+        "QCCollectorIngestLatencySLO": "> 1.5", "QCCollectorErrorsPerMinuteSLO": "> 3",
+        "QCCollectorServerErrorRatioSLO": "> 0.01", "QCCollectorRollbackServerErrors": "> 0.02",
+        "QCCollectorRollbackIngestLatency": "> 2", "QCCollectorRollbackErrorsPerMinute": "> 5",
+    }
+    for alert, threshold in expected.items():
+        assert rules[alert]["expr"].endswith(threshold), rules[alert]["expr"]
+    assert rules["QCCollectorRollbackServerErrors"]["expr"].startswith("qcc:http_server_error_ratio:rate10m")
+    assert "[10m]" in rules["qcc:http_server_error_ratio:rate10m"]["expr"]
+    p95 = rules["qcc:ingest_latency_seconds:p95_rate5m"]["expr"]
+    assert 'operation=~"ingest\\\\.ingest_report|ingest\\\\.ingest_batch"' in p95
+    assert "qcc_http_request_duration_seconds_bucket" in p95
+    assert 'status=~"5.."' in rules["qcc:http_server_errors:per_minute_rate5m"]["expr"]
+    assert "QCCollectorNoReports" in rules  # extraRules are appended
+
+
+def test_service_monitor_scrapes_metrics_with_the_token_from_the_secret():
+    (monitor,) = only(rendered("servicemonitor"), "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["port"] == "http"
+    assert endpoint["authorization"]["credentials"] == {"name": "qcc-qc-collector", "key": "METRICS_TOKEN"}
+
+
+def test_dashboard_config_map_carries_the_grafana_json():
+    (config,) = [c for c in only(rendered("dashboard"), "ConfigMap") if "qc-collector.json" in c["data"]]
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(config["data"]["qc-collector.json"])["uid"] == "qc-collector"
+
+
+def test_backup_cronjob_runs_the_repository_script_daily_onto_a_kept_claim():
+    manifests = rendered("backup")
+    (cron,) = only(manifests, "CronJob")
+    assert cron["spec"]["schedule"] == "0 2 * * *"
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["BACKUP_RETENTION_DAYS"]["value"] == "30"
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_MIGRATE_URL"
+    (script,) = [c for c in only(manifests, "ConfigMap") if "backup-db.sh" in c.get("data", {})]
+    assert script["data"]["backup-db.sh"] == (ROOT / "tools" / "backup-db.sh").read_text().rstrip("\n")
+    (claim,) = only(manifests, "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert not only(rendered("backup-existing-claim"), "PersistentVolumeClaim")
+
+
+def test_helm_test_runs_the_go_live_smoke_against_the_service():
+    (pod,) = only(rendered(), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["qc-collector", "smoke", "--url", "http://qcc-qc-collector.qc.svc:80"]
+    assert container["env"][0]["valueFrom"]["secretKeyRef"]["key"] == "SMOKE_API_KEY"
+    assert not only(rendered("no-smoke-test"), "Pod")
+
+
+def test_every_toggle_has_a_ci_scenario():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    toggles = {"worker", "autoscaling", "podDisruptionBudget", "migration", "serviceMonitor",
+               "prometheusRule", "dashboard", "backup"}
+    assert {k for k, v in values.items() if isinstance(v, dict) and "enabled" in v} == toggles
+    scenario_text = "\n".join(p.read_text() for p in scenarios())
+    for toggle in [*toggles, "smoke"]:
+        assert re.search(rf"^{toggle}:|^\s+{toggle}:", scenario_text, flags=re.M), toggle
