@@ -80,9 +80,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         children = [c for c in (server, worker) if c is not None]
 
         def forward(signum: int, _frame: Any) -> None:
+            # Ctrl-C or a stop: a graceful SIGTERM for the children either way (gunicorn's
+            # quick SIGINT shutdown can wait out its graceful timeout on busy workers)
             for child in children:
                 if child.poll() is None:
-                    child.send_signal(signum)
+                    child.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
