@@ -19,9 +19,8 @@ log = logging.getLogger("qc_collector.storage")
 set_json_dumps(orjson.dumps)
 set_json_loads(orjson.loads)
 
-# Custom plans: the optional-filter queries ("x IS NULL OR col = ANY(x)") only use their
-# indexes when the planner sees the actual parameters.
-SESSION_OPTIONS = "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan"
+# UTC: date_trunc buckets and timestamps are UTC whatever the server's default.
+SESSION_OPTIONS = "-c TimeZone=UTC"
 
 Connection = psycopg.AsyncConnection
 

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from app.storage.db import Connection
 from app.storage.queries import composed, q
+from app.storage.reports import REPORT_FILTERS, filter_sql
 
 EXPORT_QUEUE = "exports"
 EXPORT_TASK = "export"
@@ -95,6 +96,8 @@ async def stream_rows(conn: Connection, *, tenant: str, fmt: str, params: dict[s
     columns = sql.SQL(", ").join(
         sql.SQL("labels::text") if c == "labels" else sql.Identifier(c) for c in COLUMNS[fmt])
     async with conn.cursor(name="export_rows") as cur:
-        await cur.execute(composed("export_rows", columns=columns), {"tenant": tenant, **params})
+        query = composed("export_rows", columns=columns,
+                         filters=filter_sql(params, REPORT_FILTERS[:5]))
+        await cur.execute(query, {"tenant": tenant, **params})
         while rows := await cur.fetchmany(batch):
             yield rows

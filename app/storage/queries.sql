@@ -1,6 +1,33 @@
--- Every SQL statement of the service, by name. Parameters are %(named)s; optional
--- filters read "(%(x)s IS NULL OR ...)". {braced} names are identifiers or keywords
--- filled in only through psycopg.sql (sort column and direction), never user text.
+-- Every SQL statement of the service, by name. Parameters are %(named)s. {braced} slots
+-- are filled only through psycopg.sql with identifiers, keywords or the report filter
+-- fragments below (report_filter_*), never with user text. Report filters are composed
+-- from the fragments of the filters present, so each combination is its own prepared
+-- statement with a plan that uses the right index (an "x IS NULL OR ..." form would
+-- need a fresh plan on every call).
+
+-- name: report_filter_severity
+AND severity = ANY(%(severity)s::text[])
+
+-- name: report_filter_status
+AND status = ANY(%(status)s::text[])
+
+-- name: report_filter_source
+AND source = ANY(%(source)s::text[])
+
+-- name: report_filter_subject
+AND subject = ANY(%(subject)s::text[])
+
+-- name: report_filter_labels
+AND labels @> %(labels)s::jsonb
+
+-- name: report_filter_since
+AND received_at >= %(since)s::timestamptz
+
+-- name: report_filter_until
+AND received_at < %(until)s::timestamptz
+
+-- name: report_filter_after
+AND ({sort_col}, id) {cmp} (%(after_time)s::timestamptz, %(after_id)s::uuid)
 
 -- name: tenant_version
 -- The tenant's change version: the ETag validator of every read.
@@ -76,15 +103,7 @@ SELECT id, source, subject, run_id, observed_at_raw, received_at, labels, status
        count_pass, count_warn, count_fail, content_sha256, signed, {sort_col} AS sort_key
   FROM reports
  WHERE tenant_id = %(tenant)s
-   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
-   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
-   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
-   AND (%(subject)s::text[] IS NULL OR subject = ANY(%(subject)s::text[]))
-   AND (%(labels)s::jsonb IS NULL OR labels @> %(labels)s::jsonb)
-   AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
-   AND (%(until)s::timestamptz IS NULL OR received_at < %(until)s::timestamptz)
-   AND (%(after_time)s::timestamptz IS NULL
-        OR ({sort_col}, id) {cmp} (%(after_time)s::timestamptz, %(after_id)s::uuid))
+   {filters}
  ORDER BY {sort_col} {direction}, id {direction}
  LIMIT %(limit)s;
 
@@ -94,9 +113,7 @@ SELECT date_trunc(%(bucket)s, hour) AS start, {group_col} AS key, sum(n)::bigint
   FROM report_rollup_hourly
  WHERE tenant_id = %(tenant)s
    AND hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz
-   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
-   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
-   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
+   {filters}
  GROUP BY 1, 2;
 
 -- name: timeline_from_reports
@@ -105,11 +122,7 @@ SELECT date_trunc(%(bucket)s, received_at) AS start, {group_col} AS key, count(*
   FROM reports
  WHERE tenant_id = %(tenant)s
    AND received_at >= %(since)s::timestamptz AND received_at < %(until)s::timestamptz
-   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
-   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
-   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
-   AND (%(subject)s::text[] IS NULL OR subject = ANY(%(subject)s::text[]))
-   AND (%(labels)s::jsonb IS NULL OR labels @> %(labels)s::jsonb)
+   {filters}
  GROUP BY 1, 2;
 
 -- name: claim_idempotency_key
@@ -238,11 +251,7 @@ SELECT {columns}
   FROM reports
  WHERE tenant_id = %(tenant)s
    AND received_at >= %(since)s AND received_at < %(until)s
-   AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s::text[]))
-   AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s::text[]))
-   AND (%(source)s::text[] IS NULL OR source = ANY(%(source)s::text[]))
-   AND (%(subject)s::text[] IS NULL OR subject = ANY(%(subject)s::text[]))
-   AND (%(labels)s::jsonb IS NULL OR labels @> %(labels)s::jsonb)
+   {filters}
  ORDER BY received_at, id;
 
 -- name: tenants

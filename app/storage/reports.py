@@ -16,6 +16,14 @@ from app.storage.queries import composed, q
 
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
 GROUP_COLUMNS = {"severity": "severity", "status": "status", "source": "source"}
+REPORT_FILTERS = ("severity", "status", "source", "subject", "labels", "since", "until")
+ROLLUP_FILTERS = ("severity", "status", "source")  # the rollup's own dimensions
+
+
+def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
+    """The fragments of the filters present (None = absent; an empty list matches nothing)."""
+    return sql.SQL(" ").join(composed(f"report_filter_{name}") for name in names
+                             if params.get(name) is not None)
 
 
 async def tenant_version(conn: Connection, *, tenant: str) -> int:
@@ -66,12 +74,13 @@ async def get(conn: Connection, *, tenant: str, report_id: UUID) -> tuple[bytes,
 async def list_page(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
                     descending: bool) -> list[dict[str, Any]]:
     column = sql.Identifier(SORT_COLUMNS[sort])
-    query = composed(
-        "list_reports",
-        sort_col=column,
-        cmp=sql.SQL("<" if descending else ">"),
-        direction=sql.SQL("DESC" if descending else "ASC"),
-    )
+    cmp = sql.SQL("<" if descending else ">")
+    filters = filter_sql(params, REPORT_FILTERS)
+    if params.get("after_time") is not None:
+        filters = filters + sql.SQL(" ") + composed("report_filter_after", sort_col=column,
+                                                      cmp=cmp)
+    query = composed("list_reports", sort_col=column, filters=filters,
+                     direction=sql.SQL("DESC" if descending else "ASC"))
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, {"tenant": tenant, **params})
         return await cur.fetchall()
@@ -80,6 +89,9 @@ async def list_page(conn: Connection, *, tenant: str, params: dict[str, Any], so
 async def timeline(conn: Connection, *, tenant: str, params: dict[str, Any], group_by: str,
                    from_rollup: bool) -> list[tuple[datetime, str, int]]:
     name = "timeline_from_rollup" if from_rollup else "timeline_from_reports"
-    query = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]))
+    # since/until are the bucket range, part of both queries
+    names = ROLLUP_FILTERS if from_rollup else REPORT_FILTERS[:5]
+    query = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
+                     filters=filter_sql(params, names))
     cur = await conn.execute(query, {"tenant": tenant, **params})
     return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]

@@ -1,7 +1,7 @@
 """What the chart promises, on its rendered output: replicas and autoscaling, probes, a
-locked-down runtime, secrets only by reference, the migration hook, SLO alert thresholds,
-the backup CronJob and the helm test. (Schema validity of every scenario is the ops gate:
-tools/check_ops.py.)"""
+locked-down runtime, secrets only by reference, the migration hook, the worker and the
+export storage it shares with the API, SLO alert thresholds, the backup CronJob and the
+helm test. (Schema validity of every scenario is the ops gate: tools/check_ops.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ import yaml
 from tools.check_ops import CHART, ROOT, Manifest, load_values, render, scenarios
 
 SECRET_ENV = {"DATABASE_URL", "DATABASE_MIGRATE_URL", "API_KEYS", "METRICS_TOKEN", "SIGNING_KEY",
-              "SIGNING_KEYS_RETIRED", "API_KEY"}
+              "SIGNING_KEYS_RETIRED", "EXPORT_SIGN_SECRET", "API_KEY"}
+# Settings of exports, retention and the worker: in the ConfigMap, with the defaults of
+# config/collector.env.sample.
+JOB_SETTINGS = ("EXPORT_MAX_DAYS", "EXPORT_MAX_ROWS", "EXPORT_URL_TTL", "EXPORT_TTL",
+                "RETENTION_PLAN_TTL", "RETENTION_DAYS", "RETENTION_BATCH", "WORKER_CONCURRENCY",
+                "WORKER_HEARTBEAT_SECONDS")
 
 
 @functools.cache
@@ -162,10 +167,113 @@ def test_migration_hook_runs_migrate_with_the_owner_url_before_install_and_upgra
     assert not only(rendered("no-migration"), "Job")
 
 
-def test_worker_is_off_by_default_and_runs_the_worker_command_when_enabled():
-    assert not only(rendered(), "Deployment", "worker")
-    (worker,) = only(rendered("worker"), "Deployment", "worker")
-    assert worker["spec"]["template"]["spec"]["containers"][0]["command"] == ["qc-collector", "worker"]
+def test_worker_is_on_by_default_runs_the_worker_command_and_serves_no_http():
+    default = rendered()
+    (api,) = only(default, "Deployment", "api")
+    (worker,) = only(default, "Deployment", "worker")
+    assert worker["spec"]["replicas"] == 2
+    spec = worker["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["command"] == ["qc-collector", "worker"]
+    # no HTTP server in the worker: no port, no HTTP probe, no Service or PDB selecting it
+    assert "ports" not in container
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container)
+    pod_labels = worker["spec"]["template"]["metadata"]["labels"]
+    for selector in ([s["spec"]["selector"] for s in only(default, "Service")]
+                     + [p["spec"]["selector"]["matchLabels"] for p in only(default, "PodDisruptionBudget")]):
+        assert not selector.items() <= pod_labels.items()
+    # the same locked-down runtime as the API
+    api_spec = api["spec"]["template"]["spec"]
+    assert spec["securityContext"] == api_spec["securityContext"]
+    assert container["securityContext"] == api_spec["containers"][0]["securityContext"]
+    assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
+    assert container["envFrom"] == api_spec["containers"][0]["envFrom"]  # the same ConfigMap
+    assert spec["terminationGracePeriodSeconds"] >= 30  # time to finish running jobs
+    assert not only(rendered("no-worker"), "Deployment", "worker")
+    (tuned,) = only(rendered("worker"), "Deployment", "worker")
+    assert tuned["spec"]["replicas"] == 3
+
+
+def export_volume(deployment: dict[str, Any], export_dir: str) -> dict[str, Any]:
+    """The volume a Deployment's container mounts at EXPORT_DIR."""
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (name,) = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == export_dir]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == name]
+    return volume
+
+
+@pytest.mark.parametrize(("scenario", "claim"), [
+    ("default", "qcc-qc-collector-exports"), ("worker", "qcc-qc-collector-exports"),
+    ("exports-persistence", "qcc-qc-collector-exports"),
+    ("exports-existing-claim", "qc-collector-exports"),
+])
+def test_api_and_worker_mount_the_same_claim_at_export_dir(scenario, claim):
+    manifests = rendered(scenario)
+    (config,) = [c for c in only(manifests, "ConfigMap") if "EXPORT_DIR" in c["data"]]
+    export_dir = config["data"]["EXPORT_DIR"]
+    (api,) = only(manifests, "Deployment", "api")
+    (worker,) = only(manifests, "Deployment", "worker")
+    for deployment in (api, worker):
+        volume = export_volume(deployment, export_dir)
+        assert volume["persistentVolumeClaim"] == {"claimName": claim}, deployment["metadata"]["name"]
+    created = only(manifests, "PersistentVolumeClaim", "exports")
+    if scenario == "exports-existing-claim":
+        assert not created
+    else:
+        (pvc,) = created
+        assert pvc["metadata"]["name"] == claim
+        assert "ReadWriteMany" in pvc["spec"]["accessModes"]
+        assert "helm.sh/resource-policy" not in pvc["metadata"].get("annotations", {})
+    if scenario == "exports-persistence":
+        assert export_dir == "/exports"
+        assert created[0]["spec"]["storageClassName"] == "nfs-client"
+        assert created[0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
+
+
+def test_the_worker_is_refused_without_shared_export_storage():
+    values = load_values(CHART / "ci" / "default-values.yaml")
+    with pytest.raises(Exception, match=re.escape("worker.enabled needs exports.persistence.enabled")):
+        render({**values, "exports": {"persistence": {"enabled": False}}})
+    # without the worker, EXPORT_DIR is a per-pod emptyDir (writable on the read-only root)
+    manifests = rendered("no-worker")
+    assert not only(manifests, "PersistentVolumeClaim")
+    (config,) = only(manifests, "ConfigMap")
+    (api,) = only(manifests, "Deployment", "api")
+    assert "emptyDir" in export_volume(api, config["data"]["EXPORT_DIR"])
+
+
+def env_sample() -> dict[str, str]:
+    text = (ROOT / "config" / "collector.env.sample").read_text()
+    return dict(re.findall(r"^#?([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.M))
+
+
+def test_config_map_carries_the_job_settings_with_the_sample_defaults():
+    (config,) = only(rendered(), "ConfigMap")
+    sample = env_sample()
+    for name in JOB_SETTINGS:
+        assert config["data"][name] == sample[name], name
+    assert config["data"]["EXPORT_DIR"] == config["data"]["COLLECTOR_DATA_DIR"] + "/exports"
+    (tuned,) = [c for c in only(rendered("exports-persistence"), "ConfigMap")]
+    assert tuned["data"]["EXPORT_MAX_ROWS"] == "5000000"  # not 5e+06
+
+
+def test_export_sign_secret_comes_from_the_secret_and_only_the_api_gets_secrets():
+    def env(manifests: list[Manifest], component: str) -> dict[str, Any]:
+        (deployment,) = only(manifests, "Deployment", component)
+        return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    api = env(rendered(), "api")
+    ref = api["EXPORT_SIGN_SECRET"]["valueFrom"]["secretKeyRef"]
+    # production (the default): the pod does not start without it, like SIGNING_KEY
+    assert ref == {"name": "qcc-qc-collector", "key": "EXPORT_SIGN_SECRET", "optional": False}
+    assert api["SIGNING_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is False
+    development = env(render({"config": {"environment": "development"}}), "api")
+    assert development["EXPORT_SIGN_SECRET"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    # the worker signs nothing: it reads only the database URL
+    worker = env(rendered(), "worker")
+    assert set(worker) == {"DATABASE_URL"}
+    assert worker["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
 
 
 def test_alerts_encode_the_slos_and_rollback_triggers_on_the_real_metrics():
@@ -210,9 +318,9 @@ def test_backup_cronjob_runs_the_repository_script_daily_onto_a_kept_claim():
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_MIGRATE_URL"
     (script,) = [c for c in only(manifests, "ConfigMap") if "backup-db.sh" in c.get("data", {})]
     assert script["data"]["backup-db.sh"] == (ROOT / "tools" / "backup-db.sh").read_text().rstrip("\n")
-    (claim,) = only(manifests, "PersistentVolumeClaim")
+    (claim,) = only(manifests, "PersistentVolumeClaim", "backup")
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert not only(rendered("backup-existing-claim"), "PersistentVolumeClaim")
+    assert not only(rendered("backup-existing-claim"), "PersistentVolumeClaim", "backup")
 
 
 def test_helm_test_runs_the_go_live_smoke_against_the_service():
@@ -230,5 +338,5 @@ def test_every_toggle_has_a_ci_scenario():
                "prometheusRule", "dashboard", "backup"}
     assert {k for k, v in values.items() if isinstance(v, dict) and "enabled" in v} == toggles
     scenario_text = "\n".join(p.read_text() for p in scenarios())
-    for toggle in [*toggles, "smoke"]:
+    for toggle in [*toggles, "smoke", "exports", "persistence", "existingClaim"]:
         assert re.search(rf"^{toggle}:|^\s+{toggle}:", scenario_text, flags=re.M), toggle

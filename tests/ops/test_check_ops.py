@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import textwrap
+from collections.abc import Callable
 
 import pytest
 
@@ -100,3 +101,28 @@ def test_actionlint_checks_expressions_and_run_scripts(tmp_path):
         """))
     problems = "\n".join(check_ops.run_tool(BIN / "actionlint", "-oneline", workflow))
     assert "evnt_name" in problems and "SC2086" in problems
+
+
+def test_compose_shape_needs_the_worker_after_migrate_sharing_the_export_volume():
+    import yaml
+
+    real = yaml.safe_load((check_ops.ROOT / "docker-compose.yml").read_text())
+    assert check_ops.compose_shape(real) == []
+
+    def problems_with(change: Callable[[dict], None]) -> str:
+        compose = copy.deepcopy(real)
+        change(compose)
+        return "\n".join(check_ops.compose_shape(compose))
+
+    assert "no worker service" in problems_with(lambda c: c["services"].pop("worker"))
+    assert "qc-collector worker" in problems_with(
+        lambda c: c["services"]["worker"].update(command=["qc-collector", "serve"]))
+    assert "worker must start after migrate" in problems_with(
+        lambda c: c["services"]["worker"]["depends_on"].pop("migrate"))
+    # a volume of the worker's own: the API could not serve what the worker wrote
+    assert "one volume at the same EXPORT_DIR" in problems_with(
+        lambda c: c["services"]["worker"].update(volumes=["scratch:/var/lib/qc-collector/exports"]))
+    assert "one volume at the same EXPORT_DIR" in problems_with(
+        lambda c: c["services"]["api"].update(volumes=["collector-data:/var/lib/qc-collector"]))
+    assert "must set EXPORT_DIR" in problems_with(
+        lambda c: c["services"]["api"]["environment"].pop("EXPORT_DIR"))
