@@ -11,7 +11,7 @@
   docker     hadolint Dockerfile
   compose    docker-compose.yml against the Compose Specification schema (the copy that
              check-jsonschema vendors) and the stack's shape (postgres 16, one-shot
-             migrate, api after it)
+             migrate, api and worker after it, one named volume at EXPORT_DIR in both)
   workflows  actionlint .github/workflows (with shellcheck on `run:` scripts)
   scripts    shellcheck tools/*.sh
   docs       every `qc-collector ...` command in docs/, the workflows and NOTES.txt is
@@ -269,8 +269,14 @@ def check_compose() -> list[str]:
     problems = run_tool(BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec",
                         "docker-compose.yml")
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return problems or compose_shape(compose)
+
+
+def compose_shape(compose: dict[str, Any]) -> list[str]:
+    """What the stack must look like beyond the schema (anchors and merge keys resolved)."""
+    problems = []
     services = compose.get("services", {})
-    for name in ("postgres", "migrate", "api"):
+    for name in ("postgres", "migrate", "api", "worker"):
         if name not in services:
             problems.append(f"docker-compose.yml: no {name} service")
     if problems:
@@ -279,14 +285,48 @@ def check_compose() -> list[str]:
         problems.append("docker-compose.yml: postgres must run PostgreSQL 16")
     if services["migrate"].get("command") != ["qc-collector", "migrate"]:
         problems.append("docker-compose.yml: migrate must run `qc-collector migrate`")
-    after = services["api"].get("depends_on", {}).get("migrate", {}).get("condition")
-    if after != "service_completed_successfully":
-        problems.append("docker-compose.yml: api must start after migrate completed successfully")
+    if services["worker"].get("command") != ["qc-collector", "worker"]:
+        problems.append("docker-compose.yml: worker must run `qc-collector worker`")
+    for name in ("api", "worker"):
+        after = services[name].get("depends_on", {}).get("migrate", {}).get("condition")
+        if after != "service_completed_successfully":
+            problems.append(f"docker-compose.yml: {name} must start after migrate completed successfully")
+    problems += _shared_export_dir(compose)
     for name, service in services.items():
         for env_file in service.get("env_file", []):
             if not (ROOT / env_file).exists():
                 problems.append(f"docker-compose.yml: {name}: env_file {env_file} does not exist")
     return problems
+
+
+def _shared_export_dir(compose: dict[str, Any]) -> list[str]:
+    """The worker writes export files under EXPORT_DIR and the API serves them from there:
+    both must mount the same named volume at that path."""
+    services = compose["services"]
+    mounted = {}
+    for name in ("api", "worker"):
+        environment = services[name].get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(item.split("=", 1) for item in environment if "=" in item)
+        export_dir = environment.get("EXPORT_DIR")
+        if not export_dir:
+            return [f"docker-compose.yml: {name} must set EXPORT_DIR (the volume shared with "
+                    "the other of api and worker)"]
+        volumes = {}
+        for volume in services[name].get("volumes", []):
+            if isinstance(volume, str):
+                source, _, rest = volume.partition(":")
+                volumes[rest.split(":")[0]] = source
+            else:
+                volumes[volume.get("target")] = volume.get("source")
+        mounted[name] = (export_dir, volumes.get(export_dir))
+    (api_dir, api_source), (worker_dir, worker_source) = mounted["api"], mounted["worker"]
+    if api_dir != worker_dir or api_source is None or api_source != worker_source:
+        return [f"docker-compose.yml: api and worker must mount one volume at the same EXPORT_DIR "
+                f"(api: {api_source} at {api_dir}, worker: {worker_source} at {worker_dir})"]
+    if api_source not in (compose.get("volumes") or {}):
+        return [f"docker-compose.yml: the export volume {api_source} must be a named volume"]
+    return []
 
 
 def check_workflows() -> list[str]:

@@ -80,13 +80,50 @@ One env entry from the Secret: include "qc-collector.secretEnv" (list $ "ENV_NAM
       optional: {{ index . 3 }}
 {{- end }}
 
-{{/* The service's secret environment (API and worker). */}}
-{{- define "qc-collector.serviceSecretEnv" -}}
+{{/* The API's secret environment. */}}
+{{- define "qc-collector.apiSecretEnv" -}}
+{{- $production := eq .Values.config.environment "production" -}}
 {{ include "qc-collector.secretEnv" (list . "DATABASE_URL" "databaseUrl" false) }}
-{{ include "qc-collector.secretEnv" (list . "SIGNING_KEY" "signingKey" (ne .Values.config.environment "production")) }}
+{{ include "qc-collector.secretEnv" (list . "SIGNING_KEY" "signingKey" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "SIGNING_KEYS_RETIRED" "signingKeysRetired" true) }}
+{{ include "qc-collector.secretEnv" (list . "EXPORT_SIGN_SECRET" "exportSignSecret" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "API_KEYS" "apiKeys" true) }}
 {{ include "qc-collector.secretEnv" (list . "METRICS_TOKEN" "metricsToken" true) }}
+{{- end }}
+
+{{/*
+The worker's secret environment: only the database. It signs nothing (the API signs
+reports and download URLs) and authenticates nobody.
+*/}}
+{{- define "qc-collector.workerSecretEnv" -}}
+{{ include "qc-collector.secretEnv" (list . "DATABASE_URL" "databaseUrl" false) }}
+{{- end }}
+
+{{/* The claim shared by API and worker pods at EXPORT_DIR (when persistence is on). */}}
+{{- define "qc-collector.exportsClaim" -}}
+{{- default (printf "%s-exports" (include "qc-collector.fullname" .)) .Values.exports.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+EXPORT_DIR: the shared claim, or (persistence off, only allowed without the worker) a
+per-pod emptyDir so the path is writable on the read-only root filesystem.
+*/}}
+{{- define "qc-collector.exportsVolume" -}}
+{{- if and .Values.worker.enabled (not .Values.exports.persistence.enabled) }}
+{{- fail "worker.enabled needs exports.persistence.enabled: the worker writes export files that the API pods serve, and they share no pod (set exports.persistence.existingClaim, or let the chart create a ReadWriteMany claim)" }}
+{{- end }}
+- name: exports
+{{- if .Values.exports.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "qc-collector.exportsClaim" . }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+{{- end }}
+
+{{- define "qc-collector.exportsMount" -}}
+- name: exports
+  mountPath: {{ .Values.exports.mountPath }}
 {{- end }}
 
 {{/* Writable scratch space: the root filesystem is read-only. */}}
