@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.config import Settings
+from app.services import exports, signing
 from app.services import ingest as ingest_service
 from app.services import keys as key_service
-from app.services import signing
 from app.services.keys import KeyCache
 from app.services.ratelimit import RateLimiter
 from app.storage.db import open_pool
@@ -62,6 +62,7 @@ async def start(settings: Settings) -> Runtime:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (qc-collector serve sets it in embedded mode)")
     signing_keys = signing.load(settings)  # refuses to start in production without a key
+    exports.sign_secret(settings)  # likewise for the download-URL key
     pool = await open_pool(settings.database_url, min_size=settings.db_pool_min,
                            max_size=settings.db_pool_max)
     committer = ingest_service.GroupCommitter(pool)

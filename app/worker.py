@@ -22,6 +22,7 @@ from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK
 
 log = logging.getLogger("qc_collector.worker")
 MAINTENANCE_QUEUE = "maintenance"
+EXPORT_ATTEMPTS = 3  # retries after the first attempt
 
 
 def build(settings: Settings, pool: Any) -> procrastinate.App:
@@ -29,10 +30,19 @@ def build(settings: Settings, pool: Any) -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=settings.database_url, min_size=1, max_size=4))
 
-    @app.task(name=EXPORT_TASK, queue=EXPORT_QUEUE, pass_context=False,
-              retry=procrastinate.RetryStrategy(max_attempts=3, wait=5))
-    async def export(tenant: str, export_id: str) -> None:
-        await exports.run(pool=pool, settings=settings, tenant=tenant, export_id=UUID(export_id))
+    @app.task(name=EXPORT_TASK, queue=EXPORT_QUEUE, pass_context=True,
+              retry=procrastinate.RetryStrategy(max_attempts=EXPORT_ATTEMPTS, wait=5))
+    async def export(context: procrastinate.JobContext, tenant: str, export_id: str) -> None:
+        try:
+            await exports.run(pool=pool, settings=settings, tenant=tenant,
+                              export_id=UUID(export_id))
+        except Exception as exc:
+            if context.job.attempts >= EXPORT_ATTEMPTS:  # no retry follows this one
+                # the last attempt: the export must not stay "running" and hold a slot
+                await exports.give_up(pool=pool, tenant=tenant, export_id=UUID(export_id),
+                                      reason=f"{exc.__class__.__name__} after "
+                                             f"{EXPORT_ATTEMPTS + 1} attempts")
+            raise
 
     @app.periodic(cron="0 3 * * *")
     @app.task(name="retention", queue=MAINTENANCE_QUEUE, pass_context=False)

@@ -304,6 +304,12 @@ async def _write(pool: Any, tenant: str, params: dict[str, Any], fmt: str, draft
     return rows, hashing.sha256.hexdigest(), hashing.size
 
 
+async def give_up(*, pool: Any, tenant: str, export_id: UUID, reason: str) -> None:
+    async with tenant_transaction(pool, tenant) as conn:
+        await export_store.fail(conn, tenant=tenant, export_id=export_id,
+                                error=f"the export could not be written: {reason}")
+
+
 async def expire_files(*, pool: Any, settings: Settings, now: datetime | None = None) -> int:
     older_than = (now or datetime.now(UTC)) - timedelta(seconds=settings.export_ttl)
     async with pool.connection() as conn:

@@ -166,3 +166,14 @@ def test_key_loading_rules(tmp_path: Path):
     assert [k["status"] for k in keys.jwks()["keys"]] == ["active", "retired"]
     with pytest.raises(ConfigError):
         signing.load(replace(base, signing_key="not a pem"))
+
+
+def test_export_url_key_rules(tmp_path: Path):
+    from app.services.exports import sign_secret
+
+    with pytest.raises(ConfigError, match="EXPORT_SIGN_SECRET"):
+        sign_secret(Settings(data_dir=tmp_path, environment="production"))
+    generated = sign_secret(Settings(data_dir=tmp_path))
+    assert len(generated) == 64 and (tmp_path / "export-sign-secret").exists()
+    given = Settings(data_dir=tmp_path, environment="production", export_sign_secret="k" * 40)
+    assert sign_secret(given) == b"k" * 40
