@@ -27,7 +27,7 @@ from app.services.principal import Principal
 from app.services.reports import etag, matches
 from app.storage import reports as report_store
 from app.storage import signatures as signature_store
-from app.storage.db import tenant_transaction
+from app.storage.db import connection, tenant_transaction
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REQUIRED = ("manifest.json", "report.json", "VERIFY.md")
@@ -145,11 +145,12 @@ class Bundle:
 
 
 async def bundle(*, pool: Any, tenant: str, report_id: UUID, if_none_match: str | None) -> Bundle:
-    async with tenant_transaction(pool, tenant) as conn:
+    async with connection(pool) as conn:
         version = await report_store.tenant_version(conn, tenant=tenant)
-        tag = etag(tenant, version, "bundle", str(report_id))
-        if matches(if_none_match, tag):
-            return Bundle(tag, None)
+    tag = etag(tenant, version, "bundle", str(report_id))
+    if matches(if_none_match, tag):
+        return Bundle(tag, None)
+    async with tenant_transaction(pool, tenant) as conn:
         found = await report_store.get(conn, tenant=tenant, report_id=report_id)
         signature = await signature_store.get(conn, tenant=tenant, report_id=report_id)
     if found is None:

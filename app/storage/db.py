@@ -46,7 +46,7 @@ SET_SCOPE = ("SELECT set_config('app.tenant', %s, true), set_config('app.actor_k
 @asynccontextmanager
 async def tenant_transaction(pool: AsyncConnectionPool, tenant: str, *,
                              actor_key: UUID | None = None, actor: str = "api",
-                             pipeline: bool = True) -> AsyncIterator[Connection]:
+                             pipeline: bool = False) -> AsyncIterator[Connection]:
     """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant);
     the actor settings name who acts, for the audit triggers.
 
@@ -63,6 +63,18 @@ async def tenant_transaction(pool: AsyncConnectionPool, tenant: str, *,
                 async with conn.transaction():
                     await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
                     yield conn
+    except (psycopg.OperationalError, TimeoutError) as exc:
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        raise ServiceUnavailable("database is unavailable; retry later") from exc
+
+
+@asynccontextmanager
+async def connection(pool: AsyncConnectionPool) -> AsyncIterator[Connection]:
+    """A pooled connection in autocommit, for single statements that need no tenant scope
+    (definer functions that take the tenant as a parameter)."""
+    try:
+        async with pool.connection() as conn:
+            yield conn
     except (psycopg.OperationalError, TimeoutError) as exc:
         log.error("database unavailable: %s", exc.__class__.__name__)
         raise ServiceUnavailable("database is unavailable; retry later") from exc

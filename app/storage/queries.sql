@@ -17,6 +17,20 @@ AND source = ANY(%(source)s::text[])
 -- name: report_filter_subject
 AND subject = ANY(%(subject)s::text[])
 
+-- name: report_filter_severity_one
+-- One value: plain equality, so the (tenant, severity, received_at, id) index also
+-- gives the order and the page stops after `limit` rows (= ANY cannot).
+AND severity = %(severity_one)s
+
+-- name: report_filter_status_one
+AND status = %(status_one)s
+
+-- name: report_filter_source_one
+AND source = %(source_one)s
+
+-- name: report_filter_subject_one
+AND subject = %(subject_one)s
+
 -- name: report_filter_labels
 AND labels @> %(labels)s::jsonb
 
@@ -30,8 +44,9 @@ AND received_at < %(until)s::timestamptz
 AND ({sort_col}, id) {cmp} (%(after_time)s::timestamptz, %(after_id)s::uuid)
 
 -- name: tenant_version
--- The tenant's change version: the ETag validator of every read.
-SELECT coalesce((SELECT version FROM tenant_versions WHERE tenant_id = %(tenant)s), 0);
+-- The tenant's change version: the ETag validator of every read (one statement, no
+-- transaction needed: see migration 0006).
+SELECT qcc_tenant_version(%(tenant)s);
 
 -- name: bump_version
 -- Called last in every write transaction; its row lock orders the tenant's commits.

@@ -20,10 +20,23 @@ REPORT_FILTERS = ("severity", "status", "source", "subject", "labels", "since", 
 ROLLUP_FILTERS = ("severity", "status", "source")  # the rollup's own dimensions
 
 
+SINGLE_VALUE = ("severity", "status", "source", "subject")
+
+
 def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
-    """The fragments of the filters present (None = absent; an empty list matches nothing)."""
-    return sql.SQL(" ").join(composed(f"report_filter_{name}") for name in names
-                             if params.get(name) is not None)
+    """The fragments of the filters present (None = absent; an empty list matches nothing).
+    A one-value list becomes plain equality (its `<name>_one` parameter is added)."""
+    parts = []
+    for name in names:
+        value = params.get(name)
+        if value is None:
+            continue
+        if name in SINGLE_VALUE and len(value) == 1:
+            params[f"{name}_one"] = value[0]
+            parts.append(composed(f"report_filter_{name}_one"))
+        else:
+            parts.append(composed(f"report_filter_{name}"))
+    return sql.SQL(" ").join(parts)
 
 
 async def tenant_version(conn: Connection, *, tenant: str) -> int:

@@ -46,7 +46,7 @@ async def test_statement_counts_do_not_grow_with_page_size(pool):
     n, unchanged = await _statements(reports.list_reports(
         pool=pool, tenant=TENANT, filters=reports.Filters(), sort="-received_at", limit=500,
         cursor=None, if_none_match=page.etag))
-    assert unchanged.items is None and n == counts[1] - 1
+    assert unchanged.items is None and n == 1  # the version lookup alone
 
     report_id = page.items[0]["id"]
     n, _ = await _statements(reports.get_report(pool=pool, tenant=TENANT, report_id=report_id,
