@@ -73,15 +73,15 @@ def pin(raw: str | None, now: datetime, name: str) -> datetime:
     if raw is None:
         return now
     relative = _RELATIVE.match(raw)
-    if relative:
-        return now - int(relative.group(1)) * _UNITS[relative.group(2)]
     try:
+        if relative:
+            return now - int(relative.group(1)) * _UNITS[relative.group(2)]
         moment = datetime.fromisoformat(raw)
         if moment.tzinfo is not None:
             return moment.astimezone(UTC)
     except (ValueError, OverflowError):
         pass
-    raise Unprocessable(f"{name} is neither RFC 3339 with an offset nor -N[mhd]",
+    raise Unprocessable(f"{name} is neither RFC 3339 with an offset nor -N[mhd] within range",
                         errors=[{"pointer": f"/{name}", "detail": "bad time"}])
 
 

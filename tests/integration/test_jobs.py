@@ -125,3 +125,13 @@ async def test_retention_plan_commit_keeps_signed_and_refuses_a_changed_plan(iso
     with pytest.raises(Conflict):  # a plan is used once
         await retention.commit(pool=pool, settings=settings, tenant=TENANT,
                                plan_hash=planned.plan_hash)
+
+
+async def test_times_out_of_range_are_422(isolated):
+    from app.errors import Unprocessable
+
+    pool, settings, _ = isolated
+    for since in ("-808736d", "0001-01-01T00:00:00+01:00"):
+        with pytest.raises(Unprocessable):
+            await exports.create(pool=pool, settings=settings, principal=principal(),
+                                 request={"format": "csv", "since": since})
