@@ -15,6 +15,14 @@ import psycopg
 from bench.workload import REPORT_COLUMNS
 
 RSS_EVERY_SECONDS = 0.5
+# Idle: the workers together under 5 % of a CPU for two half-second windows in a row.
+IDLE_CPU_PERCENT = 5.0
+IDLE_WINDOW_SECONDS = 0.5
+IDLE_WINDOWS = 2
+ACTIVE_CLIENTS = """
+SELECT count(*) FROM pg_stat_activity
+ WHERE backend_type = 'client backend' AND state <> 'idle' AND pid <> pg_backend_pid()
+"""
 
 
 def http_p50_ms(client: httpx.Client, path: str, params: Callable[[], dict[str, str]], *,
@@ -55,14 +63,34 @@ def copy_seconds(conninfo: str, rows: Sequence[Sequence[Any]]) -> float:
         return time.perf_counter() - started
 
 
+def wait_until_idle(master_pid: int, conninfo: str, *, timeout: float = 60) -> None:
+    """Until a gunicorn master's workers use no CPU and the database runs no other
+    client's statement (the server is done with the requests a stopped wrk left in
+    flight), or `timeout` seconds."""
+    workers = psutil.Process(master_pid).children()
+    for worker in workers:
+        worker.cpu_percent()  # the first call only starts the measurement
+    quiet = 0
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while quiet < IDLE_WINDOWS and time.monotonic() < deadline:
+            time.sleep(IDLE_WINDOW_SECONDS)
+            busy = sum(worker.cpu_percent() for worker in workers)
+            active = conn.execute(ACTIVE_CLIENTS).fetchone()
+            idle = busy < IDLE_CPU_PERCENT and active == (0,)
+            quiet = quiet + 1 if idle else 0
+
+
 class RssSampler:
-    """Peak resident memory of any single child (worker) of a gunicorn master."""
+    """Peak resident memory of any single child (worker) of a gunicorn master, for each
+    phase of the run (the caller sets `phase`)."""
 
     def __init__(self, master_pid: int) -> None:
         self._master = psutil.Process(master_pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-        self.peak_bytes = 0
+        self.phase = "start-up"
+        self.peaks: dict[str, int] = {}  # phase -> bytes
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -84,6 +112,7 @@ class RssSampler:
             return
         for worker in workers:
             try:
-                self.peak_bytes = max(self.peak_bytes, worker.memory_info().rss)
+                rss = worker.memory_info().rss
             except psutil.NoSuchProcess:  # a worker restarting between the two calls
                 continue
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), rss)

@@ -69,7 +69,7 @@ def parse(output: str) -> WrkResult:
 def lua_post(headers: dict[str, str], body: str, counter_marker: str | None = None) -> str:
     """A wrk script POSTing `body`; counter_marker, if given, becomes a per-request number."""
     lines = ['wrk.method = "POST"']
-    lines += [f"wrk.headers[{_lua(name)}] = {_lua(value)}" for name, value in headers.items()]
+    lines += [f"wrk.headers[ {_lua(name)} ] = {_lua(value)}" for name, value in headers.items()]
     if counter_marker is None:
         lines.append(f"wrk.body = {_lua(body)}")
         return "\n".join(lines) + "\n"
@@ -105,4 +105,7 @@ def run(url: str, *, seconds: float, headers: dict[str, str] | None = None,
             path.write_text(script)
             command += ["-s", str(path)]
         done = subprocess.run([*command, url], check=True, capture_output=True, text=True)
+    # wrk reports a broken script on stderr and then runs anyway (with plain GETs).
+    if done.stderr.strip():
+        raise RuntimeError(f"wrk: {done.stderr.strip()}")
     return parse(done.stdout)

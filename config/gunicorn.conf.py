@@ -16,6 +16,9 @@ wsgi_app = "app.main:asgi()"
 graceful_timeout = 20
 timeout = 60
 keepalive = 75
+# gunicorn 27's control socket lives at one fixed path per user: several servers on one
+# machine (tests, fuzz, bench) would fight over it, and nothing here uses it.
+control_socket_disable = True
 # Access lines come from the app's JSON logger (with request ids), not gunicorn's.
 accesslog = None
 errorlog = "-"

@@ -123,8 +123,9 @@ SELECT id, source, subject, run_id, observed_at_raw, received_at, labels, status
  LIMIT %(limit)s;
 
 -- name: timeline_from_rollup
--- Bucketed counts from the hourly rollup (filters on rollup dimensions only).
-SELECT date_trunc(%(bucket)s, hour) AS start, {group_col} AS key, sum(n)::bigint AS n
+-- Bucketed counts from the hourly rollup (filters on rollup dimensions only); {start} is
+-- the rollup's own hour for hourly buckets, date_trunc of it for daily ones.
+SELECT {start} AS start, {group_col} AS key, sum(n)::bigint AS n
   FROM report_rollup_hourly
  WHERE tenant_id = %(tenant)s
    AND hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz
@@ -329,3 +330,227 @@ INSERT INTO retention_runs (tenant_id, id, plan_hash, cutoff, include_signed, de
                             failures, started_at)
 VALUES (%(tenant)s, %(id)s, %(plan_hash)s, %(cutoff)s, %(include_signed)s, %(deleted)s,
         %(failures)s, %(started_at)s);
+
+-- ===================================================================================
+-- Alerts: rules, the outbox (dedup windows), notifications, per-channel deliveries.
+-- The dedup key is hash(tenant, rule, window): the first 32 hex digits of the sha256 of
+-- "tenant|rule id|window start (epoch seconds)|window length".
+
+-- name: enqueue_alerts
+-- The outbox write, in the ingest transaction: each active rule of the tenant that a
+-- report of this write matches adds its matches to the rule's epoch-aligned window
+-- (floor(received_at / window)). The one-time EXISTS filter makes a tenant without
+-- rules cost one index probe; rows are upserted in key order so concurrent writers lock
+-- windows in one order.
+INSERT INTO alert_windows AS w (tenant_id, rule_id, window_start, window_end, dedup_key,
+                                matched, first_match, last_match_at)
+SELECT %(tenant)s, m.rule_id, m.window_start,
+       m.window_start + make_interval(secs => %(window)s::bigint),
+       left(encode(sha256(convert_to(%(tenant)s || '|' || m.rule_id::text || '|'
+                                     || extract(epoch FROM m.window_start)::bigint::text || '|'
+                                     || %(window)s::bigint::text, 'UTF8')), 'hex'), 32),
+       m.n, m.first_match, m.last_at
+  FROM (
+    SELECT ru.id AS rule_id,
+           to_timestamp(floor(extract(epoch FROM r.received_at) / %(window)s::bigint)
+                        * %(window)s::bigint) AS window_start,
+           count(*) AS n,
+           (array_agg(jsonb_build_object(
+              'id', r.id, 'source', r.source, 'subject', r.subject, 'run_id', r.run_id,
+              'severity', r.severity, 'status', r.status, 'labels', r.labels,
+              'received_at', r.received_at, 'observed_at', r.observed_at_raw,
+              'counts', jsonb_build_object('pass', r.count_pass, 'warn', r.count_warn,
+                                           'fail', r.count_fail))
+              ORDER BY r.received_at, r.id))[1] AS first_match,
+           max(r.received_at) AS last_at
+      FROM alert_rules ru
+      JOIN reports r ON r.tenant_id = ru.tenant_id
+     WHERE EXISTS (SELECT 1 FROM alert_rules x
+                    WHERE x.tenant_id = %(tenant)s AND x.deleted_at IS NULL)
+       AND ru.tenant_id = %(tenant)s AND ru.deleted_at IS NULL
+       AND r.tenant_id = %(tenant)s AND r.id = ANY(%(ids)s::uuid[])
+       AND (ru.match_severity IS NULL OR r.severity = ANY(ru.match_severity))
+       AND (ru.match_status IS NULL OR r.status = ANY(ru.match_status))
+       AND (ru.match_source IS NULL OR r.source = ANY(ru.match_source))
+       AND (ru.match_subject IS NULL OR r.subject = ANY(ru.match_subject))
+       AND r.labels @> ru.match_labels
+     GROUP BY 1, 2
+  ) m
+ ORDER BY m.rule_id, m.window_start
+ON CONFLICT (tenant_id, rule_id, window_start) DO UPDATE
+   SET matched = w.matched + EXCLUDED.matched,
+       last_match_at = greatest(w.last_match_at, EXCLUDED.last_match_at);
+
+-- name: enqueue_system_alert
+-- A system alert (tenant ':system'): the same window and dedup key as a rule's.
+INSERT INTO alert_windows AS w (tenant_id, rule_id, window_start, window_end, dedup_key,
+                                matched, first_match, level, last_match_at)
+SELECT %(tenant)s, %(rule_id)s::uuid, s.window_start,
+       s.window_start + make_interval(secs => %(window)s::bigint),
+       left(encode(sha256(convert_to(%(tenant)s || '|' || %(rule_id)s::text || '|'
+                                     || extract(epoch FROM s.window_start)::bigint::text || '|'
+                                     || %(window)s::bigint::text, 'UTF8')), 'hex'), 32),
+       1, %(facts)s::jsonb, %(level)s, now()
+  FROM (SELECT to_timestamp(floor(extract(epoch FROM now()) / %(window)s::bigint)
+                            * %(window)s::bigint) AS window_start) s
+ON CONFLICT (tenant_id, rule_id, window_start) DO UPDATE
+   SET matched = w.matched + 1, last_match_at = now();
+
+-- name: alert_tenants_with_work
+-- Cross-tenant by design (which tenants have due windows or deliveries); definer function.
+SELECT qcc_alert_tenants_with_work(make_interval(secs => %(grace)s::float8));
+
+-- name: lock_due_alert_windows
+-- Windows with something to announce: a first match not yet sent, or a closed window
+-- with matches not yet summarised. SKIP LOCKED: each goes to one dispatcher.
+SELECT rule_id, window_start, window_end, dedup_key, matched, announced, first_match, level
+  FROM alert_windows
+ WHERE tenant_id = %(tenant)s AND matched > announced
+   AND (announced = 0 OR window_end + make_interval(secs => %(grace)s::float8) <= now())
+ ORDER BY window_start, rule_id
+ LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED;
+
+-- name: set_alert_window_announced
+UPDATE alert_windows w SET announced = a.announced
+  FROM unnest(%(rule_ids)s::uuid[], %(starts)s::timestamptz[], %(announced)s::bigint[])
+       AS a(rule_id, window_start, announced)
+ WHERE w.tenant_id = %(tenant)s AND w.rule_id = a.rule_id AND w.window_start = a.window_start;
+
+-- name: insert_alert_notification
+INSERT INTO alert_notifications (tenant_id, id, rule_id, rule_name, dedup_key, kind, level,
+                                 summary, matches, window_start, window_end, details)
+VALUES (%(tenant)s, %(id)s, %(rule_id)s, %(rule_name)s, %(dedup_key)s, %(kind)s, %(level)s,
+        %(summary)s, %(matches)s, %(window_start)s, %(window_end)s, %(details)s);
+
+-- name: insert_alert_delivery
+-- One per channel; a channel already given this notification (the fallback, when a
+-- second channel fails) is not given it again.
+INSERT INTO alert_deliveries (tenant_id, id, notification_id, rule_id, channel_no,
+                              channel_type, target)
+VALUES (%(tenant)s, %(id)s, %(notification_id)s, %(rule_id)s, %(channel_no)s,
+        %(channel_type)s, %(target)s)
+ON CONFLICT ON CONSTRAINT alert_deliveries_channel_once DO NOTHING;
+
+-- name: claim_alert_deliveries
+-- Due deliveries (pending and due, or sending whose lease ran out) become this
+-- dispatcher's for one lease; SKIP LOCKED: concurrent dispatchers never claim the same.
+UPDATE alert_deliveries d
+   SET status = 'sending', attempts = d.attempts + 1, claim = %(claim)s,
+       next_attempt_at = now() + make_interval(secs => %(lease)s::float8), updated_at = now()
+  FROM (SELECT id FROM alert_deliveries
+         WHERE tenant_id = %(tenant)s AND status IN ('pending', 'sending')
+           AND next_attempt_at <= now()
+         ORDER BY next_attempt_at
+         LIMIT %(limit)s
+           FOR UPDATE SKIP LOCKED) due,
+       alert_notifications n
+ WHERE d.tenant_id = %(tenant)s AND d.id = due.id
+   AND n.tenant_id = %(tenant)s AND n.id = d.notification_id
+RETURNING d.id, d.notification_id, d.rule_id, d.channel_no, d.channel_type, d.target,
+          d.attempts, n.rule_name, n.dedup_key, n.kind, n.level, n.summary, n.matches,
+          n.window_start, n.window_end, n.details, n.created_at;
+
+-- name: alert_rule_secrets
+-- The encrypted channel configurations of some rules (deleted ones too: a delivery
+-- claimed just before the delete still finishes).
+SELECT id, secrets, fallback IS NOT NULL AS has_fallback
+  FROM alert_rules WHERE tenant_id = %(tenant)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: active_alert_rules_by_id
+SELECT id, name, channels, fallback
+  FROM alert_rules
+ WHERE tenant_id = %(tenant)s AND id = ANY(%(ids)s::uuid[]) AND deleted_at IS NULL;
+
+-- name: finish_alert_delivery
+-- The outcome of one attempt, only by the dispatcher that holds the claim.
+UPDATE alert_deliveries
+   SET status = %(status)s, last_status = %(last_status)s,
+       last_error = coalesce(%(last_error)s, last_error),
+       next_attempt_at = now() + make_interval(secs => %(delay)s::float8),
+       delivered_at = CASE WHEN %(status)s = 'delivered' THEN now() END,
+       claim = NULL, updated_at = now()
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND claim = %(claim)s AND status = 'sending'
+RETURNING id;
+
+-- name: count_active_alert_rules
+SELECT count(*) FROM alert_rules WHERE tenant_id = %(tenant)s AND deleted_at IS NULL;
+
+-- name: lock_tenant_alert_rules
+-- Serialises rule creation of one tenant (the active-rule limit).
+SELECT pg_advisory_xact_lock(hashtextextended('alert-rules:' || %(tenant)s, 0));
+
+-- name: insert_alert_rule
+INSERT INTO alert_rules (tenant_id, id, name, match_severity, match_status, match_source,
+                         match_subject, match_labels, channels, fallback, secrets, created_by)
+VALUES (%(tenant)s, %(id)s, %(name)s, %(severity)s, %(status)s, %(source)s, %(subject)s,
+        %(labels)s, %(channels)s, %(fallback)s, %(secrets)s, %(created_by)s)
+RETURNING id, name, match_severity, match_status, match_source, match_subject, match_labels,
+          channels, fallback, created_by, created_at;
+
+-- name: list_alert_rules
+SELECT id, name, match_severity, match_status, match_source, match_subject, match_labels,
+       channels, fallback, created_by, created_at
+  FROM alert_rules
+ WHERE tenant_id = %(tenant)s AND deleted_at IS NULL
+ ORDER BY created_at, id;
+
+-- name: delete_alert_rule
+UPDATE alert_rules SET deleted_at = now()
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND deleted_at IS NULL
+RETURNING id;
+
+-- name: cancel_alert_rule_work
+-- A deleted rule sends nothing more: its waiting deliveries are cancelled and its
+-- windows count as announced.
+WITH cancelled AS (
+  UPDATE alert_deliveries SET status = 'cancelled', updated_at = now()
+   WHERE tenant_id = %(tenant)s AND rule_id = %(id)s AND status = 'pending'
+  RETURNING 1
+)
+UPDATE alert_windows SET announced = matched
+ WHERE tenant_id = %(tenant)s AND rule_id = %(id)s AND matched > announced;
+
+-- name: list_alert_notifications
+-- One keyset page of the delivery log, newest first, each with its deliveries (one
+-- statement whatever the page size).
+SELECT n.id, n.rule_id, n.rule_name, n.dedup_key, n.kind, n.level, n.summary, n.matches,
+       n.window_start, n.window_end, n.created_at, d.status, d.attempts, d.last_error,
+       d.deliveries
+  FROM alert_notifications n
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN bool_or(x.status IN ('pending', 'sending')) THEN 'pending'
+                WHEN bool_or(x.status = 'dead') THEN 'dead'
+                WHEN bool_or(x.status = 'cancelled') THEN 'cancelled'
+                ELSE 'delivered' END AS status,
+           coalesce(sum(x.attempts), 0)::bigint AS attempts,
+           (array_agg(x.last_error ORDER BY x.updated_at DESC)
+              FILTER (WHERE x.last_error IS NOT NULL))[1] AS last_error,
+           coalesce(jsonb_agg(jsonb_build_object(
+               'channel', x.channel_no, 'type', x.channel_type, 'target', x.target,
+               'fallback', x.channel_no < 0, 'status', x.status, 'attempts', x.attempts,
+               'last_error', x.last_error, 'last_status', x.last_status,
+               'next_attempt_at', CASE WHEN x.status IN ('pending', 'sending')
+                                       THEN x.next_attempt_at END,
+               'delivered_at', x.delivered_at)
+             ORDER BY x.channel_no < 0, x.channel_no) FILTER (WHERE x.id IS NOT NULL),
+             '[]') AS deliveries
+      FROM alert_deliveries x
+     WHERE x.tenant_id = %(tenant)s AND x.notification_id = n.id
+  ) d
+ WHERE n.tenant_id = %(tenant)s
+   AND (%(rule_id)s::uuid IS NULL OR n.rule_id = %(rule_id)s::uuid)
+   AND (%(status)s::text IS NULL OR d.status = %(status)s::text)
+   AND (%(after_at)s::timestamptz IS NULL
+        OR (n.created_at, n.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+ ORDER BY n.created_at DESC, n.id DESC
+ LIMIT %(limit)s;
+
+-- name: alert_dead_since
+SELECT qcc_alert_dead_since(%(since)s::timestamptz);
+
+-- name: prune_alerts
+SELECT qcc_prune_alerts(%(older_than)s::timestamptz);
+
+-- name: database_size
+SELECT pg_database_size(current_database());

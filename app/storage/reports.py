@@ -104,7 +104,9 @@ async def timeline(conn: Connection, *, tenant: str, params: dict[str, Any], gro
     name = "timeline_from_rollup" if from_rollup else "timeline_from_reports"
     # since/until are the bucket range, part of both queries
     names = ROLLUP_FILTERS if from_rollup else REPORT_FILTERS[:5]
+    start = (sql.Identifier("hour") if params["bucket"] == "hour"
+             else sql.SQL("date_trunc('day', hour)"))
     query = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
-                     filters=filter_sql(params, names))
+                     filters=filter_sql(params, names), start=start)
     cur = await conn.execute(query, {"tenant": tenant, **params})
     return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]
