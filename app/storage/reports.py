@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from app.storage.db import Connection
 from app.storage.queries import composed, q
@@ -49,20 +49,23 @@ async def bump_version(conn: Connection, *, tenant: str) -> None:
     await conn.execute(q("bump_version"), {"tenant": tenant})
 
 
-INSERT_COLUMNS = ("ids", "received_at", "observed_at", "observed_at_raw", "source", "subject",
+INSERT_COLUMNS = ("id", "received_at", "observed_at", "observed_at_raw", "source", "subject",
                   "run_id", "labels", "status", "severity", "count_pass", "count_warn",
                   "count_fail", "content_sha256", "canonical")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode()  # canonical JSON: valid UTF-8 by construction
+    raise TypeError(type(value).__name__)
 
 
 async def insert_rows(conn: Connection, *, tenant: str, rows: Sequence[Sequence[Any]]) -> None:
     """rows: (id, received_at, observed_at, observed_at_raw, source, subject, run_id,
     labels dict, status, severity, pass, warn, fail, sha256, canonical bytes)."""
-    columns: dict[str, Any] = {name: [] for name in INSERT_COLUMNS}
-    for row in rows:
-        for name, value in zip(INSERT_COLUMNS, row, strict=True):
-            columns[name].append(value)
-    columns["labels"] = [Jsonb(v) for v in columns["labels"]]
-    await conn.execute(q("insert_reports"), {"tenant": tenant, **columns})
+    records = [dict(zip(INSERT_COLUMNS, row, strict=True)) for row in rows]
+    payload = orjson.dumps(records, default=_json_default).decode()
+    await conn.execute(q("insert_reports"), {"tenant": tenant, "rows": payload})
 
 
 async def add_rollup(conn: Connection, *, tenant: str,
