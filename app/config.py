@@ -59,6 +59,19 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> i
     return value
 
 
+def _float(env: dict[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name} must be >= {minimum}")
+    return value
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw == "":
@@ -107,6 +120,30 @@ class Settings:
     collector_url: str | None = None
     smoke_api_key: str | None = field(default=None, repr=False)
     smoke_tenant: str | None = None
+    # alerts
+    encryption_key: str | None = field(default=None, repr=False)
+    alert_dedup_window: int = 300
+    alerts_allow_private_targets: bool = False
+    alert_dispatch: bool = True
+    alert_poll_seconds: float = 1.0
+    alert_max_attempts: int = 5
+    alert_retry_base_seconds: float = 2.0
+    alert_retry_max_seconds: float = 300.0
+    alert_send_timeout: float = 10.0
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_from: str = "qc-collector@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = True
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    pagerduty_integration_key: str | None = field(default=None, repr=False)
+    email_recipients: tuple[str, ...] = ()
+    system_alert_interval: float = 60.0
+    alert_db_size_bytes: int = 0
+    alert_ingest_p95_seconds: float = 1.5
+    alert_errors_per_minute: int = 3
 
     @property
     def embedded(self) -> bool:
@@ -159,4 +196,29 @@ def load(env: dict[str, str] | None = None) -> Settings:
         collector_url=env.get("COLLECTOR_URL") or None,
         smoke_api_key=env.get("API_KEY") or None,
         smoke_tenant=env.get("TENANT_ID") or None,
+        encryption_key=env.get("ENCRYPTION_KEY") or None,
+        alert_dedup_window=_int(env, "ALERT_DEDUP_WINDOW", 300, minimum=1),
+        alerts_allow_private_targets=_bool(env, "ALERTS_ALLOW_PRIVATE_TARGETS", False),
+        alert_dispatch=_bool(env, "ALERT_DISPATCH", True),
+        alert_poll_seconds=_float(env, "ALERT_POLL_SECONDS", 1.0, minimum=0.05),
+        alert_max_attempts=_int(env, "ALERT_MAX_ATTEMPTS", 5, minimum=1),
+        alert_retry_base_seconds=_float(env, "ALERT_RETRY_BASE_SECONDS", 2.0, minimum=0.01),
+        alert_retry_max_seconds=_float(env, "ALERT_RETRY_MAX_SECONDS", 300.0, minimum=0.01),
+        alert_send_timeout=_float(env, "ALERT_SEND_TIMEOUT", 10.0, minimum=0.1),
+        pagerduty_events_url=env.get("PAGERDUTY_EVENTS_URL")
+        or "https://events.pagerduty.com/v2/enqueue",
+        smtp_host=env.get("SMTP_HOST") or None,
+        smtp_port=_int(env, "SMTP_PORT", 587, minimum=1),
+        smtp_from=env.get("SMTP_FROM") or "qc-collector@localhost",
+        smtp_username=env.get("SMTP_USERNAME") or None,
+        smtp_password=env.get("SMTP_PASSWORD") or None,
+        smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
+        slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+        pagerduty_integration_key=env.get("PAGERDUTY_INTEGRATION_KEY") or None,
+        email_recipients=tuple(a.strip() for a in env.get("EMAIL_RECIPIENTS", "").split(",")
+                               if a.strip()),
+        system_alert_interval=_float(env, "SYSTEM_ALERT_INTERVAL", 60.0, minimum=1.0),
+        alert_db_size_bytes=_int(env, "ALERT_DB_SIZE_BYTES", 0),
+        alert_ingest_p95_seconds=_float(env, "ALERT_INGEST_P95_SECONDS", 1.5, minimum=0.001),
+        alert_errors_per_minute=_int(env, "ALERT_ERRORS_PER_MINUTE", 3),
     )

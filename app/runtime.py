@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.config import Settings
-from app.services import exports, signing
+from app.services import alert_secrets, exports, signing, system_alerts
 from app.services import ingest as ingest_service
 from app.services import keys as key_service
 from app.services.keys import KeyCache
@@ -62,10 +62,11 @@ async def start(settings: Settings) -> Runtime:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (qc-collector serve sets it in embedded mode)")
     signing_keys = signing.load(settings)  # refuses to start in production without a key
+    alert_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
     exports.sign_secret(settings)  # likewise for the download-URL key
     pool = await open_pool(settings.database_url, min_size=settings.db_pool_min,
                            max_size=settings.db_pool_max)
-    committer = ingest_service.GroupCommitter(pool)
+    committer = ingest_service.GroupCommitter(pool, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, pool=pool, committer=committer, signing=signing_keys,
                       limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))
@@ -77,6 +78,7 @@ async def start(settings: Settings) -> Runtime:
     except Exception as exc:  # keep serving /health; /ready reports the database
         log.error("start-up database work failed: %s", exc.__class__.__name__)
     runtime.spawn(_prune_loop(runtime))
+    runtime.spawn(system_alerts.ApiChecks(pool, settings).run())
     return runtime
 
 

@@ -2,7 +2,9 @@
 
 Exports, the daily retention run and housekeeping (expired export files; jobs of workers
 that died, found by their stale heartbeat, are retried). Several workers may run at once:
-the queue hands each job to one of them.
+the queue hands each job to one of them. Each worker also runs the alert dispatcher
+(ALERT_DISPATCH; several dispatchers never send a notification twice) and the system
+alert checks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from uuid import UUID
 import procrastinate
 
 from app.config import Settings
-from app.services import exports, retention
+from app.services import alert_dispatch, exports, retention, system_alerts
 from app.storage.db import open_pool
 from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK
 
@@ -70,11 +72,17 @@ async def _housekeeping(app: procrastinate.App, pool: Any, settings: Settings) -
 
 async def run(settings: Settings) -> None:
     assert settings.database_url is not None
-    pool = await open_pool(settings.database_url, min_size=1, max_size=settings.worker_concurrency + 2)
+    # + the dispatcher's connections (a round, and recording sends as they finish)
+    pool = await open_pool(settings.database_url, min_size=1, max_size=settings.worker_concurrency + 5)
     app = build(settings, pool)
     try:
+        # built first: refuses to start in production without ENCRYPTION_KEY
+        dispatcher = alert_dispatch.Dispatcher(pool, settings) if settings.alert_dispatch else None
         async with app.open_async():
             housekeeping = asyncio.create_task(_housekeeping(app, pool, settings))
+            alerting = [asyncio.create_task(system_alerts.WorkerChecks(pool, settings).run())]
+            if dispatcher is not None:
+                alerting.append(asyncio.create_task(dispatcher.run()))
             try:
                 await app.run_worker_async(
                     queues=[EXPORT_QUEUE, MAINTENANCE_QUEUE],
@@ -85,8 +93,9 @@ async def run(settings: Settings) -> None:
                     stalled_worker_timeout=3 * settings.worker_heartbeat,
                     install_signal_handlers=True)
             finally:
-                housekeeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await housekeeping
+                for task in (housekeeping, *alerting):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     finally:
         await pool.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, RootModel
 from typing_extensions import TypeAliasType
 
 
@@ -448,3 +448,166 @@ class RetentionResult(BaseModel):
     expires_at: AwareDatetime | None = None
     deleted: Annotated[int, Field(ge=0, le=1099511627776)]
     failures: Annotated[list[Failure], Field(max_length=1000)]
+
+
+class AlertMatch(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    severity: Annotated[list[Severity] | None, Field(max_length=3, min_length=1)] = None
+    status: Annotated[list[Status] | None, Field(max_length=3, min_length=1)] = None
+    source: Annotated[list[Source] | None, Field(max_length=50, min_length=1)] = None
+    subject: Annotated[list[SubjectItem] | None, Field(max_length=50, min_length=1)] = (
+        None
+    )
+    labels: Labels | None = None
+
+
+class ChannelUrl(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='https only (plain http and private addresses only with ALERTS_ALLOW_PRIVATE_TARGETS).',
+            max_length=2048,
+            min_length=10,
+            pattern='^https?://[^\\s\\x00]+$',
+        ),
+    ]
+
+
+class SlackChannel(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    type: Literal['slack']
+    url: ChannelUrl
+
+
+class PagerDutyChannel(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    type: Literal['pagerduty']
+    routing_key: Annotated[
+        str, Field(max_length=64, min_length=1, pattern='^[A-Za-z0-9_-]+$')
+    ]
+
+
+class ToItem(RootModel[EmailStr]):
+    root: Annotated[
+        EmailStr,
+        Field(max_length=254, min_length=3, pattern='^[^\\s@<>,;:"]+@[^\\s@<>,;:"]+$'),
+    ]
+
+
+class EmailChannel(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    type: Literal['email']
+    to: Annotated[list[ToItem], Field(max_length=20, min_length=1)]
+
+
+class WebhookChannel(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    type: Literal['webhook']
+    url: ChannelUrl
+    secret: Annotated[
+        str, Field(max_length=256, min_length=16, pattern='^[\\x21-\\x7e]+$')
+    ]
+
+
+class AlertChannel(
+    RootModel[SlackChannel | PagerDutyChannel | EmailChannel | WebhookChannel]
+):
+    root: SlackChannel | PagerDutyChannel | EmailChannel | WebhookChannel
+
+
+class AlertRuleRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    name: Annotated[str, Field(max_length=100, min_length=1, pattern='^[^\\x00]+$')]
+    match: AlertMatch | None = None
+    channels: Annotated[list[AlertChannel], Field(max_length=10, min_length=1)]
+    fallback: AlertChannel | None = None
+
+
+class ChannelView(BaseModel):
+    type: Literal['slack', 'pagerduty', 'email', 'webhook']
+    target: Annotated[str, Field(max_length=6000)]
+
+
+class Fallback(BaseModel):
+    type: Literal['slack', 'pagerduty', 'email', 'webhook']
+    target: Annotated[str, Field(max_length=6000)]
+
+
+class AlertRule(BaseModel):
+    id: UUID
+    name: Annotated[str, Field(max_length=100)]
+    match: AlertMatch
+    channels: Annotated[list[ChannelView], Field(max_length=10)]
+    fallback: Annotated[
+        Fallback | None, Field(description='The fallback channel (masked), or null.')
+    ]
+    created_by: Annotated[UUID | None, Field(...)]
+    created_at: AwareDatetime
+
+
+class AlertRuleList(BaseModel):
+    items: Annotated[list[AlertRule], Field(max_length=100)]
+
+
+class Delivery(BaseModel):
+    channel: Annotated[
+        int,
+        Field(
+            description="Index in the rule's channels; -1 is the fallback.",
+            ge=-1,
+            le=10,
+        ),
+    ]
+    type: Literal['slack', 'pagerduty', 'email', 'webhook']
+    target: Annotated[str, Field(max_length=6000)]
+    fallback: bool
+    status: Literal['pending', 'sending', 'delivered', 'failed', 'dead', 'cancelled']
+    attempts: Annotated[int, Field(ge=0, le=1000)]
+    last_error: Annotated[str | None, Field(max_length=500)]
+    last_status: Annotated[int | None, Field(ge=0, le=999)]
+    next_attempt_at: Annotated[AwareDatetime | None, Field(...)]
+    delivered_at: Annotated[AwareDatetime | None, Field(...)]
+
+
+class Notification(BaseModel):
+    id: UUID
+    rule_id: UUID
+    rule_name: Annotated[str, Field(max_length=100)]
+    dedup_key: Annotated[
+        str,
+        Field(
+            description="hash(tenant, rule, window); PagerDuty's dedup_key.",
+            max_length=64,
+        ),
+    ]
+    kind: Literal['first', 'summary']
+    level: Literal['info', 'warning', 'error', 'critical']
+    summary: Annotated[str, Field(max_length=1000)]
+    matches: Annotated[
+        int,
+        Field(description='Reports this message announces.', ge=0, le=1099511627776),
+    ]
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    created_at: AwareDatetime
+    status: Literal['pending', 'delivered', 'dead', 'cancelled']
+    attempts: Annotated[int, Field(ge=0, le=100000)]
+    last_error: Annotated[str | None, Field(max_length=500)]
+    deliveries: Annotated[list[Delivery], Field(max_length=11)]
+
+
+class NotificationPage(BaseModel):
+    items: Annotated[list[Notification], Field(max_length=200)]
+    next_cursor: Annotated[str | None, Field(max_length=512)]

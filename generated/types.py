@@ -308,3 +308,108 @@ class RetentionResult(TypedDict):
     expires_at: NotRequired[str | None]
     deleted: int
     failures: list[Failure]
+
+
+class AlertMatch(TypedDict, closed=True):
+    severity: NotRequired[list[Severity]]
+    status: NotRequired[list[Status]]
+    source: NotRequired[list[Source]]
+    subject: NotRequired[list[SubjectItem]]
+    labels: NotRequired[Labels]
+
+
+ChannelUrl: TypeAlias = str
+
+
+class SlackChannel(TypedDict, closed=True):
+    type: Literal['slack']
+    url: ChannelUrl
+
+
+class PagerDutyChannel(TypedDict, closed=True):
+    type: Literal['pagerduty']
+    routing_key: str
+
+
+ToItem: TypeAlias = str
+
+
+class EmailChannel(TypedDict, closed=True):
+    type: Literal['email']
+    to: list[ToItem]
+
+
+class WebhookChannel(TypedDict, closed=True):
+    type: Literal['webhook']
+    url: ChannelUrl
+    secret: str
+
+
+AlertChannel: TypeAlias = SlackChannel | PagerDutyChannel | EmailChannel | WebhookChannel
+
+
+class AlertRuleRequest(TypedDict, closed=True):
+    name: str
+    match: NotRequired[AlertMatch]
+    channels: list[AlertChannel]
+    fallback: NotRequired[AlertChannel]
+
+
+class ChannelView(TypedDict):
+    type: Literal['slack', 'pagerduty', 'email', 'webhook']
+    target: str
+
+
+class Fallback(TypedDict):
+    type: Literal['slack', 'pagerduty', 'email', 'webhook']
+    target: str
+
+
+class AlertRule(TypedDict):
+    id: str
+    name: str
+    match: AlertMatch
+    channels: list[ChannelView]
+    fallback: Fallback | None
+    created_by: str | None
+    created_at: str
+
+
+class AlertRuleList(TypedDict):
+    items: list[AlertRule]
+
+
+class Delivery(TypedDict):
+    channel: int
+    type: Literal['slack', 'pagerduty', 'email', 'webhook']
+    target: str
+    fallback: bool
+    status: Literal['pending', 'sending', 'delivered', 'failed', 'dead', 'cancelled']
+    attempts: int
+    last_error: str | None
+    last_status: int | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+
+
+class Notification(TypedDict):
+    id: str
+    rule_id: str
+    rule_name: str
+    dedup_key: str
+    kind: Literal['first', 'summary']
+    level: Literal['info', 'warning', 'error', 'critical']
+    summary: str
+    matches: int
+    window_start: str
+    window_end: str
+    created_at: str
+    status: Literal['pending', 'delivered', 'dead', 'cancelled']
+    attempts: int
+    last_error: str | None
+    deliveries: list[Delivery]
+
+
+class NotificationPage(TypedDict):
+    items: list[Notification]
+    next_cursor: str | None

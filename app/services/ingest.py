@@ -22,6 +22,7 @@ import uuid_utils
 
 from app.errors import IdempotencyInFlight, IdempotencyKeyReused, InvalidBody
 from app.services.canonical import canonical_bytes, derive, rfc3339, sha256_hex
+from app.storage import alerts as alert_store
 from app.storage import idempotency as idem_store
 from app.storage import reports as report_store
 from app.storage.db import Connection, set_tenant, tenant_transaction
@@ -140,8 +141,10 @@ def prepare_all(submissions: list[dict[str, Any]], *, tenant: str, batch: bool,
     return [prepare(s, tenant=tenant, received_at=received_at) for s in submissions]
 
 
-async def write(conn: Connection, works: list[Work]) -> None:
-    """Write every work item's rows inside the caller's transaction, tenant by tenant."""
+async def write(conn: Connection, works: list[Work], *, alert_window: int = 300) -> None:
+    """Write every work item's rows inside the caller's transaction, tenant by tenant.
+    The tenant's alert rules are matched in the same transaction (the outbox): a
+    committed report never misses its alert, a rolled-back one never sends one."""
     by_tenant: dict[str, list[Work]] = defaultdict(list)
     for work in works:
         by_tenant[work.tenant].append(work)
@@ -156,6 +159,8 @@ async def write(conn: Connection, works: list[Work]) -> None:
             for prepared in work.reports:
                 rollup[prepared.rollup_key] += 1
         await report_store.add_rollup(conn, tenant=tenant, counts=rollup)
+        await alert_store.enqueue(conn, tenant=tenant, report_ids=[row[0] for row in rows],
+                                  window=alert_window)
         for work in group:
             if work.answer is not None:
                 a = work.answer
@@ -167,9 +172,10 @@ async def write(conn: Connection, works: list[Work]) -> None:
 class GroupCommitter:
     """Coalesces concurrent ingests of this process into shared transactions."""
 
-    def __init__(self, pool: Any, *, max_rows: int = 5000) -> None:
+    def __init__(self, pool: Any, *, max_rows: int = 5000, alert_window: int = 300) -> None:
         self._pool = pool
         self._max_rows = max_rows
+        self._alert_window = alert_window
         self._pending: list[Work] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -214,7 +220,7 @@ class GroupCommitter:
     async def _commit(self, works: list[Work]) -> None:
         # pipelined: the whole write is one round trip plus the COMMIT
         async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await write(conn, works)
+            await write(conn, works, alert_window=self._alert_window)
 
     async def _flush(self, works: list[Work]) -> None:
         try:

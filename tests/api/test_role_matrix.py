@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -48,6 +48,7 @@ class Context:
     export_id: str  # a finished export of tenant acme
     download: dict[str, str]  # its signed URL's query
     marker: str  # unique per call: subject of whatever the call would store
+    rule_id: str  # an alert rule of tenant acme, fresh for each test (deleting it is valid)
 
 
 # operation id -> a valid request. Add a line here when you add an operation to the spec.
@@ -76,7 +77,18 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
                                                 params=ctx.download,
                                                 content_type="application/gzip"),
     "retention.run_retention": lambda ctx: Call(200, json={"older_than_days": 36500}),
+    "alerts.list_rules": lambda ctx: Call(200),
+    "alerts.create_rule": lambda ctx: Call(201, json=alert_rule(ctx.marker)),
+    "alerts.delete_rule": lambda ctx: Call(204, path_params={"id": ctx.rule_id}, content_type=None),
+    "alerts.list_notifications": lambda ctx: Call(200, params={"limit": 5}),
 }
+
+def alert_rule(name: str) -> dict[str, Any]:
+    """A valid rule that never fires (no report comes from this source); nothing in this
+    server's tests dispatches it anyway."""
+    return {"name": name, "match": {"source": ["matrix-never-matches"]},
+            "channels": [{"type": "slack", "url": "https://hooks.example.com/services/matrix"}]}
+
 
 AUTHENTICATED = [op for op in OPERATIONS if op.authenticated]
 WITH_PATH_PARAMS = [op for op in AUTHENTICATED if "{" in op.path]
@@ -140,14 +152,19 @@ def finished_export(http: httpx.Client, worker: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def ctx(http: httpx.Client, acme_report: dict[str, Any],
-        finished_export: dict[str, Any]) -> Context:
+        finished_export: dict[str, Any]) -> Iterator[Context]:
     marker = f"matrix:{uuid.uuid4().hex}"
     made = http.post("/admin/keys", json={"name": marker, "role": "viewer"},
                      headers=headers("acme", "admin"))
     assert made.status_code == 201, made.text
+    rule = http.post("/alert-rules", json=alert_rule(marker), headers=headers("acme", "admin"))
+    assert rule.status_code == 201, rule.text
     query = dict(parse_qsl(urlsplit(finished_export["download_url"]).query))
-    return Context(report_id=acme_report["id"], key_id=made.json()["id"],
-                   export_id=finished_export["id"], download=query, marker=marker)
+    yield Context(report_id=acme_report["id"], key_id=made.json()["id"],
+                  export_id=finished_export["id"], download=query, marker=marker,
+                  rule_id=rule.json()["id"])
+    # a tenant may have 100 active rules: leave only what the test itself created
+    http.delete(f"/alert-rules/{rule.json()['id']}", headers=headers("acme", "admin"))
 
 
 def valid_call(op: Operation, ctx: Context) -> Call:

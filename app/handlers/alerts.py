@@ -1,0 +1,60 @@
+"""/alert-rules (list, create, delete) and GET /notifications (the delivery log)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from connexion import request
+from connexion.lifecycle import ConnexionResponse
+
+from app import runtime
+from app.errors import BadRequest, NotFound
+from app.handlers._http import body, header, json, not_modified, principal
+from app.services import alerts
+
+
+async def list_rules(token_info: dict[str, Any]) -> ConnexionResponse:
+    view = await alerts.list_rules(pool=runtime.get().pool, tenant=principal(token_info).tenant,
+                                   if_none_match=header("if-none-match"))
+    if view.items is None:
+        return not_modified(view.etag)
+    return json({"items": view.items}, headers={"ETag": view.etag})
+
+
+async def create_rule(token_info: dict[str, Any]) -> ConnexionResponse:
+    rt = runtime.get()
+    rule = await alerts.create_rule(pool=rt.pool, settings=rt.settings,
+                                    principal=principal(token_info), request=body())
+    return json(rule, 201)
+
+
+async def delete_rule(token_info: dict[str, Any], id: str) -> ConnexionResponse:
+    try:
+        rule_id = UUID(id)
+    except ValueError:
+        raise NotFound("no alert rule with this id in the tenant") from None
+    await alerts.delete_rule(pool=runtime.get().pool, principal=principal(token_info),
+                             rule_id=rule_id)
+    return ConnexionResponse(status_code=204)
+
+
+async def list_notifications(token_info: dict[str, Any], status: str | None = None,
+                             rule_id: str | None = None, limit: int = 50,
+                             cursor: str | None = None) -> ConnexionResponse:
+    try:
+        rule = UUID(rule_id) if rule_id else None
+    except ValueError:
+        raise BadRequest("rule_id must be a rule id (a UUID)") from None
+    page = await alerts.list_notifications(
+        pool=runtime.get().pool, tenant=principal(token_info).tenant, status=status,
+        rule_id=rule, limit=limit, cursor=cursor, if_none_match=header("if-none-match"))
+    if page.items is None:
+        return not_modified(page.etag)
+    headers = {"ETag": page.etag}
+    if page.next_cursor:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        query.append(("cursor", page.next_cursor))
+        headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+    return json({"items": page.items, "next_cursor": page.next_cursor}, headers=headers)

@@ -1,0 +1,165 @@
+"""The alert outbox and system alerts on a real PostgreSQL, with the dispatcher in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from psycopg import sql
+from pytest_httpserver import HTTPServer
+
+from app.config import Settings
+from app.services import alerts, ingest, system_alerts
+from app.services.alert_dispatch import Dispatcher
+from app.services.principal import Principal
+from app.storage.db import open_pool
+from app.storage.migrate import migrate
+from tools.liveserver import free_port
+
+KEY = base64.b64encode(b"i" * 32).decode()
+
+
+def submission(source: str, severity: str) -> dict[str, Any]:
+    return {"source": source, "subject": "s", "observed_at": "2026-11-21T00:00:00Z",
+            "labels": {"env": "prod"},
+            "checks": [{"rule": "r", "status": "fail", "severity": severity}]}
+
+
+def windows(database: Any, tenant: str) -> list[tuple[int, int]]:
+    with psycopg.connect(database.owner_url) as conn:
+        return [(r[0], r[1]) for r in conn.execute(
+            "SELECT matched, announced FROM alert_windows WHERE tenant_id = %s", (tenant,))]
+
+
+async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_it(
+        pool, database, tmp_path):
+    tenant = f"outbox-{uuid.uuid4().hex[:8]}"
+    settings = Settings(data_dir=tmp_path, encryption_key=KEY)
+    admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
+    await alerts.create_rule(pool=pool, settings=settings, principal=admin, request={
+        "name": "prod blockers", "match": {"severity": ["block"], "labels": {"env": "prod"}},
+        "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
+    mixed = [submission("a", "block"), submission("b", "warn"), submission("c", "block")]
+    # a transaction that fails after the write (as a group commit can) leaves no match
+    async with pool.connection() as conn:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await ingest.write(conn, [ingest.Work(tenant, ingest.prepare_all(
+                    mixed, tenant=tenant, batch=True))], alert_window=3600)
+                raise RuntimeError("the commit fails")
+    assert windows(database, tenant) == []
+    committer = ingest.GroupCommitter(pool, alert_window=3600)
+    committer.start()
+    try:
+        await committer.submit(ingest.Work(tenant, ingest.prepare_all(mixed, tenant=tenant,
+                                                                      batch=True)))
+        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+            [submission("d", "block")], tenant=tenant, batch=False)))
+    finally:
+        await committer.stop()
+    assert windows(database, tenant) == [(3, 0)]  # two + one block reports, one window
+
+
+async def test_a_tenant_without_rules_pays_one_short_circuited_statement(pool, database):
+    with psycopg.connect(database.owner_url) as conn:
+        conn.execute("SET ROLE qcc_app")
+        conn.execute("SELECT set_config('app.tenant', 'no-rules-here', false)")
+        from app.storage.queries import q
+        plan = "\n".join(r[0] for r in conn.execute(
+            b"EXPLAIN (ANALYZE, COSTS OFF) " + q("enqueue_alerts").encode(),
+            {"tenant": "no-rules-here", "ids": [uuid.uuid4()], "window": 300}))
+    # the EXISTS is a one-time filter: without rules neither table is scanned further
+    assert "One-Time Filter" in plan and "never executed" in plan, plan
+
+
+@pytest.fixture
+async def isolated(database, owner) -> AsyncIterator[Any]:
+    name = f"alerts_{uuid.uuid4().hex[:10]}"
+    owner.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    urls = []
+    for url in (database.owner_url, database.app_url):
+        params = psycopg.conninfo.conninfo_to_dict(url)
+        params["dbname"] = name
+        urls.append(psycopg.conninfo.make_conninfo(**params))
+    migrate(urls[0])
+    pool = await open_pool(urls[1], min_size=1, max_size=6)
+    await pool.wait()
+    yield pool
+    await pool.close()
+    owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def receiver() -> Any:
+    server = HTTPServer(host="127.0.0.1", port=free_port(), threaded=True)
+    server.expect_request("/slack", method="POST").respond_with_data("ok")
+    server.expect_request("/pd", method="POST").respond_with_data("ok", status=202)
+    server.start()
+    yield server
+    server.stop()
+
+
+def posted(server: HTTPServer, path: str) -> list[dict[str, Any]]:
+    return [orjson.loads(request.get_data()) for request, _ in server.log if request.path == path]
+
+
+def system_settings(server: HTTPServer, tmp_path: Any) -> Settings:
+    return Settings(data_dir=tmp_path, encryption_key=KEY, alerts_allow_private_targets=True,
+                    slack_webhook_url=server.url_for("/slack"),
+                    pagerduty_integration_key="P" * 32,
+                    pagerduty_events_url=server.url_for("/pd"), alert_send_timeout=2)
+
+
+async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, receiver, tmp_path):
+    settings = system_settings(receiver, tmp_path)
+    for _ in range(3):  # e.g. three API processes seeing the same spike in one window
+        await system_alerts.raise_alert(pool=isolated, settings=settings, check="error_spike",
+                                        level="error", facts={"errors_per_minute": 12})
+    await system_alerts.raise_alert(pool=isolated, settings=settings, check="database_capacity",
+                                    level="critical", facts={"percent": 101.0})
+    dispatcher = Dispatcher(isolated, settings)
+    try:
+        for _ in range(3):
+            await dispatcher.round()
+            await dispatcher.wait_idle()
+    finally:
+        await dispatcher.close()
+    slack = [m["text"] for m in posted(receiver, "/slack")]
+    assert len(slack) == 2, slack  # one message per alert: the repeats wait for the summary
+    assert any("5xx error spike" in t and "[error]" in t for t in slack)
+    assert any("size threshold" in t and "[critical]" in t for t in slack)
+    (page,) = posted(receiver, "/pd")  # only the critical one pages
+    assert page["payload"]["severity"] == "critical" and page["routing_key"] == "P" * 32
+    # the SQL's dedup key (the outbox) and Python's (the direct path) are the same hash
+    start = datetime.fromisoformat(page["payload"]["custom_details"]["window"]["start"])
+    assert page["dedup_key"] == system_alerts.dedup_key(
+        system_alerts.SYSTEM_TENANT, system_alerts.rule_id("database_capacity", "critical"),
+        int(start.timestamp()), 300)
+
+
+class DeadPool:
+    """A pool whose database is gone."""
+
+    def connection(self, *args: Any, **kwargs: Any) -> Any:
+        raise psycopg.OperationalError("connection refused")
+
+
+async def test_an_unreachable_database_pages_directly_once_per_window(receiver, tmp_path):
+    settings = system_settings(receiver, tmp_path)
+    checks = system_alerts.WorkerChecks(DeadPool(), settings)
+    await checks.check()
+    assert checks.tasks == set()  # one failed ping is not yet an outage
+    await checks.check()
+    await checks.check()  # the same window: not sent again
+    await asyncio.gather(*checks.tasks)
+    (page,) = posted(receiver, "/pd")
+    assert page["payload"]["summary"] == "The database is unreachable"
+    assert page["payload"]["severity"] == "critical"
+    assert len(posted(receiver, "/slack")) == 1
