@@ -16,7 +16,10 @@ import yaml
 from tools.check_ops import CHART, ROOT, Manifest, load_values, render, scenarios
 
 SECRET_ENV = {"DATABASE_URL", "DATABASE_MIGRATE_URL", "API_KEYS", "METRICS_TOKEN", "SIGNING_KEY",
-              "SIGNING_KEYS_RETIRED", "EXPORT_SIGN_SECRET", "API_KEY"}
+              "SIGNING_KEYS_RETIRED", "EXPORT_SIGN_SECRET", "API_KEY", "ENCRYPTION_KEY",
+              "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "PAGERDUTY_INTEGRATION_KEY"}
+# Secrets of alert delivery: only the worker (its dispatcher sends) reads them.
+ALERT_DELIVERY_SECRETS = {"SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "PAGERDUTY_INTEGRATION_KEY"}
 # Settings of exports, retention and the worker: in the ConfigMap, with the defaults of
 # config/collector.env.sample.
 JOB_SETTINGS = ("EXPORT_MAX_DAYS", "EXPORT_MAX_ROWS", "EXPORT_URL_TTL", "EXPORT_TTL",
@@ -258,22 +261,108 @@ def test_config_map_carries_the_job_settings_with_the_sample_defaults():
     assert tuned["data"]["EXPORT_MAX_ROWS"] == "5000000"  # not 5e+06
 
 
-def test_export_sign_secret_comes_from_the_secret_and_only_the_api_gets_secrets():
-    def env(manifests: list[Manifest], component: str) -> dict[str, Any]:
-        (deployment,) = only(manifests, "Deployment", component)
-        return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+def container_env(manifests: list[Manifest], component: str) -> dict[str, Any]:
+    (deployment,) = only(manifests, "Deployment", component)
+    return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
 
-    api = env(rendered(), "api")
+
+def test_export_sign_secret_comes_from_the_secret_and_signing_secrets_only_to_the_api():
+    api = container_env(rendered(), "api")
     ref = api["EXPORT_SIGN_SECRET"]["valueFrom"]["secretKeyRef"]
     # production (the default): the pod does not start without it, like SIGNING_KEY
     assert ref == {"name": "qcc-qc-collector", "key": "EXPORT_SIGN_SECRET", "optional": False}
     assert api["SIGNING_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is False
-    development = env(render({"config": {"environment": "development"}}), "api")
+    development = container_env(render({"config": {"environment": "development"}}), "api")
     assert development["EXPORT_SIGN_SECRET"]["valueFrom"]["secretKeyRef"]["optional"] is True
-    # the worker signs nothing: it reads only the database URL
-    worker = env(rendered(), "worker")
-    assert set(worker) == {"DATABASE_URL"}
+    # the worker signs nothing and authenticates nobody: the database, and what alert
+    # delivery needs (the key that opens channel secrets, the system alerts' targets)
+    worker = container_env(rendered(), "worker")
+    assert set(worker) == {"DATABASE_URL", "ENCRYPTION_KEY", *ALERT_DELIVERY_SECRETS}
     assert worker["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
+    # the API never sends a notification: it gets none of the delivery secrets
+    assert not ALERT_DELIVERY_SECRETS & set(api)
+
+
+@pytest.mark.parametrize("scenario", ["default", "alerts", "worker"])
+def test_encryption_key_reaches_api_and_worker_from_the_secret_required_in_production(scenario):
+    manifests = rendered(scenario)
+    key = "QCC_ENCRYPTION_KEY" if scenario == "alerts" else "ENCRYPTION_KEY"
+    for component in ("api", "worker"):
+        env = container_env(manifests, component)
+        # the API seals channel secrets, the worker's dispatcher opens them: one key
+        assert env["ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"] == {
+            "name": "qcc-qc-collector", "key": key, "optional": False}, component
+
+
+def test_encryption_key_is_optional_outside_production_and_absent_without_the_dispatcher():
+    development = render({"config": {"environment": "development"}})
+    for component in ("api", "worker"):
+        ref = container_env(development, component)["ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
+        assert ref["optional"] is True, component
+    manifests = rendered("no-alert-dispatch")
+    (config,) = only(manifests, "ConfigMap")
+    assert config["data"]["ALERT_DISPATCH"] == "false"
+    worker = container_env(manifests, "worker")
+    assert "ENCRYPTION_KEY" not in worker  # no dispatcher: nothing to open
+    assert ALERT_DELIVERY_SECRETS <= set(worker)  # "database unreachable" is sent directly
+    assert "ENCRYPTION_KEY" in container_env(manifests, "api")  # rules are still created
+    production = render({"config": {"alerts": {"dispatch": False}}})
+    assert "ENCRYPTION_KEY" not in container_env(production, "worker")
+    ref = container_env(production, "api")["ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["optional"] is False
+
+
+def test_alert_delivery_secrets_are_optional_references_for_the_worker():
+    worker = container_env(rendered("alerts"), "worker")
+    expected = {"SMTP_PASSWORD": "QCC_SMTP_PASSWORD", "SLACK_WEBHOOK_URL": "QCC_SLACK_WEBHOOK_URL",
+                "PAGERDUTY_INTEGRATION_KEY": "QCC_PAGERDUTY_ROUTING_KEY"}
+    for name, key in expected.items():
+        assert worker[name]["valueFrom"]["secretKeyRef"] == {
+            "name": "qcc-qc-collector", "key": key, "optional": True}, name
+
+
+def alert_env_names() -> set[str]:
+    """Every alert setting app/config.py reads (the names in its load())."""
+    source = (ROOT / "app" / "config.py").read_text()
+    names = set(re.findall(r'"([A-Z][A-Z0-9_]*)"', source.split("def load(", 1)[1]))
+    alert = re.compile(r"(ALERT|SMTP_|SLACK_|PAGERDUTY_|EMAIL_|SYSTEM_ALERT|ENCRYPTION_)")
+    return {n for n in names if alert.match(n)}
+
+
+def test_config_map_carries_the_alert_settings_with_the_sample_defaults():
+    (config,) = only(rendered(), "ConfigMap")
+    sample = env_sample()
+    secret = SECRET_ENV & alert_env_names()
+    assert secret == {"ENCRYPTION_KEY", *ALERT_DELIVERY_SECRETS}
+    settings = alert_env_names() - secret
+    assert "ALERT_DEDUP_WINDOW" in settings and "SMTP_STARTTLS" in settings
+    for name in settings:
+        assert name in config["data"], name
+        if config["data"][name]:  # empty: unset (SMTP_HOST, SMTP_USERNAME, EMAIL_RECIPIENTS)
+            assert config["data"][name] == sample[name], name
+    # every alert setting reaches the worker: the ConfigMap, or a secret reference
+    worker = container_env(rendered(), "worker")
+    assert secret <= set(worker)
+    (tuned,) = only(rendered("alerts"), "ConfigMap")
+    assert tuned["data"]["EMAIL_RECIPIENTS"] == "sre@example.com,oncall@example.com"
+    assert tuned["data"]["ALERT_DB_SIZE_BYTES"] == "107374182400"  # not 1.073741824e+11
+    assert tuned["data"]["ALERT_INGEST_P95_SECONDS"] == "1.2"
+    assert tuned["data"]["SMTP_HOST"] == "smtp.example.com"
+    assert not ALERT_DELIVERY_SECRETS & set(tuned["data"])
+
+
+def test_config_map_alert_settings_are_accepted_by_the_service():
+    from app import config as app_config
+
+    for scenario in ("default", "alerts", "no-alert-dispatch"):
+        (config,) = only(rendered(scenario), "ConfigMap")
+        settings = app_config.load(dict(config["data"]))
+        assert settings.alert_dedup_window == int(config["data"]["ALERT_DEDUP_WINDOW"])
+    (tuned,) = only(rendered("alerts"), "ConfigMap")
+    settings = app_config.load(dict(tuned["data"]))
+    assert settings.email_recipients == ("sre@example.com", "oncall@example.com")
+    assert settings.smtp_starttls is False and settings.alert_poll_seconds == 0.5
+    assert settings.alert_db_size_bytes == 107374182400
 
 
 def test_alerts_encode_the_slos_and_rollback_triggers_on_the_real_metrics():
@@ -338,5 +427,5 @@ def test_every_toggle_has_a_ci_scenario():
                "prometheusRule", "dashboard", "backup"}
     assert {k for k, v in values.items() if isinstance(v, dict) and "enabled" in v} == toggles
     scenario_text = "\n".join(p.read_text() for p in scenarios())
-    for toggle in [*toggles, "smoke", "exports", "persistence", "existingClaim"]:
+    for toggle in [*toggles, "smoke", "exports", "persistence", "existingClaim", "alerts", "dispatch"]:
         assert re.search(rf"^{toggle}:|^\s+{toggle}:", scenario_text, flags=re.M), toggle

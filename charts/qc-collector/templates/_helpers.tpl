@@ -87,16 +87,28 @@ One env entry from the Secret: include "qc-collector.secretEnv" (list $ "ENV_NAM
 {{ include "qc-collector.secretEnv" (list . "SIGNING_KEY" "signingKey" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "SIGNING_KEYS_RETIRED" "signingKeysRetired" true) }}
 {{ include "qc-collector.secretEnv" (list . "EXPORT_SIGN_SECRET" "exportSignSecret" (not $production)) }}
+{{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEY" "encryptionKey" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "API_KEYS" "apiKeys" true) }}
 {{ include "qc-collector.secretEnv" (list . "METRICS_TOKEN" "metricsToken" true) }}
 {{- end }}
 
 {{/*
-The worker's secret environment: only the database. It signs nothing (the API signs
-reports and download URLs) and authenticates nobody.
+The worker's secret environment: the database and what alert delivery needs. It signs
+nothing (the API signs reports and download URLs) and authenticates nobody. Its alert
+dispatcher opens the channel secrets the API sealed (ENCRYPTION_KEY, required in
+production like on the API; not given when config.alerts.dispatch is false) and sends
+system alerts to the operators' channels (SMTP_PASSWORD, SLACK_WEBHOOK_URL,
+PAGERDUTY_INTEGRATION_KEY, all optional; the API pods never send, so they get none).
 */}}
 {{- define "qc-collector.workerSecretEnv" -}}
+{{- $production := eq .Values.config.environment "production" -}}
 {{ include "qc-collector.secretEnv" (list . "DATABASE_URL" "databaseUrl" false) }}
+{{- if .Values.config.alerts.dispatch }}
+{{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEY" "encryptionKey" (not $production)) }}
+{{- end }}
+{{ include "qc-collector.secretEnv" (list . "SMTP_PASSWORD" "smtpPassword" true) }}
+{{ include "qc-collector.secretEnv" (list . "SLACK_WEBHOOK_URL" "slackWebhookUrl" true) }}
+{{ include "qc-collector.secretEnv" (list . "PAGERDUTY_INTEGRATION_KEY" "pagerdutyIntegrationKey" true) }}
 {{- end }}
 
 {{/* The claim shared by API and worker pods at EXPORT_DIR (when persistence is on). */}}
