@@ -46,7 +46,11 @@ class LiveDatabase:
 def start_database(data_dir: Path | None = None) -> LiveDatabase:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="qcc-db-"))
     db = embedded.start(data_dir)
-    migrate(db.owner_url)
+    try:
+        migrate(db.owner_url)
+    except BaseException:
+        db.stop()  # leave nothing running
+        raise
     return LiveDatabase(db.owner_url, db.app_url, db)
 
 
