@@ -98,6 +98,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_batch_body_bytes: int = 10 * 1024 * 1024
     idempotency_ttl_hours: int = 24
+    batch_concurrency: int = 2
     db_pool_min: int = 2
     db_pool_max: int = 10
     log_level: str = "INFO"
@@ -174,6 +175,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24, minimum=24),
+        batch_concurrency=_int(env, "BATCH_CONCURRENCY", 2, minimum=1),
         db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),

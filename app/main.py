@@ -71,7 +71,8 @@ def create_app(settings: config.Settings | None = None) -> Any:
         validate_responses=settings.validate_responses,
     )
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_VALIDATION,
-                       default=settings.max_body_bytes, batch=settings.max_batch_body_bytes)
+                       default=settings.max_body_bytes, batch=settings.max_batch_body_bytes,
+                       batch_concurrency=settings.batch_concurrency)
     for exc_type in (DomainError, ProblemException, HTTPException, Exception):
         app.add_error_handler(exc_type, render)
     return RequestObserver(_MetricsRoute(app, settings))

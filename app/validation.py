@@ -4,6 +4,7 @@ report) and turns a non-UTF-8 body into a 500. Also the body-size limit (413).""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -114,10 +115,14 @@ class BodyLimit:
     type, 413 past the operation's limit (declared or streamed). A chunked body is read
     here (up to the limit) and replayed with its Content-Length, which connexion needs."""
 
-    def __init__(self, app: Any, *, default: int, batch: int) -> None:
+    def __init__(self, app: Any, *, default: int, batch: int, batch_concurrency: int) -> None:
         self.app = app
         self.default = default
         self.batch = batch
+        # At most this many batch bodies (up to 10 MiB each, several times that once parsed)
+        # are read and processed at once per process; the others wait before their bodies
+        # are read. Batches are CPU-bound, so this bounds memory without costing throughput.
+        self.batch_slots = asyncio.Semaphore(batch_concurrency)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -146,11 +151,19 @@ class BodyLimit:
                 raise PayloadTooLarge(limit)
             return message
 
+        if operation == "ingest.ingest_batch":
+            async with self.batch_slots:
+                await self._forward(scope, headers, declared, limited_receive, send)
+        else:
+            await self._forward(scope, headers, declared, limited_receive, send)
+
+    async def _forward(self, scope: dict[str, Any], headers: dict[bytes, bytes],
+                       declared: bytes | None, receive: Any, send: Any) -> None:
         if declared is None and b"chunked" in headers.get(b"transfer-encoding", b""):
             if b"content-type" not in headers:
                 raise UnsupportedMediaType("send the body as application/json")
-            scope, limited_receive = await _buffered(scope, limited_receive)
-        await self.app(scope, limited_receive, send)
+            scope, receive = await _buffered(scope, receive)
+        await self.app(scope, receive, send)
 
 
 async def _buffered(scope: dict[str, Any], receive: Any) -> tuple[dict[str, Any], Any]:
