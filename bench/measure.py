@@ -82,14 +82,18 @@ def wait_until_idle(master_pid: int, conninfo: str, *, timeout: float = 60) -> N
 
 
 class RssSampler:
-    """Peak resident memory of any single child (worker) of a gunicorn master, for each
-    phase of the run (the caller sets `phase`)."""
+    """Peak resident memory of any single child (worker) of a gunicorn master — or, with
+    children=False, of one process itself — for each phase of the run (the caller sets
+    `phase`)."""
 
-    def __init__(self, master_pid: int) -> None:
-        self._master = psutil.Process(master_pid)
+    def __init__(self, pid: int, *, children: bool = True, every: float = RSS_EVERY_SECONDS,
+                 phase: str = "start-up") -> None:
+        self._process = psutil.Process(pid)
+        self._children = children
+        self._every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-        self.phase = "start-up"
+        self.phase = phase
         self.peaks: dict[str, int] = {}  # phase -> bytes
 
     def __enter__(self) -> RssSampler:
@@ -99,20 +103,21 @@ class RssSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()  # and once more at the end, so a short phase has its figure
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._sample()
-            self._stop.wait(RSS_EVERY_SECONDS)
+            self._stop.wait(self._every)
 
     def _sample(self) -> None:
         try:
-            workers = self._master.children()
+            processes = self._process.children() if self._children else [self._process]
         except psutil.NoSuchProcess:
             return
-        for worker in workers:
+        for process in processes:
             try:
-                rss = worker.memory_info().rss
+                rss = process.memory_info().rss
             except psutil.NoSuchProcess:  # a worker restarting between the two calls
                 continue
             self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), rss)

@@ -2,15 +2,23 @@
 print one markdown table (also written to bench/results/latest.md).
 
 Everything runs on this machine: a fresh embedded PostgreSQL under a temporary dir,
-the real gunicorn server (2 uvicorn workers), the bare peer for ingest (bench/peer.py)
-and wrk as the load generator. All of it is stopped at the end, even on error.
-Exit status: 0 when every row passes, 1 when any row fails.
+the real gunicorn server (2 uvicorn workers), the bare peer for ingest (bench/peer.py),
+the job worker (exports) and wrk as the load generator. All of it is stopped at the
+end, even on error. Exit status: 0 when every row passes, 1 when any row fails.
+
+The phases run in this order, so each figure sees the data it names: reads and the
+timeline over exactly the seeded rows; single and batch ingest; then 1 M more reports of
+one tenant, 40 to 70 days old (outside every earlier read's window), are added for the
+last two figures: their export, then the retention commit that deletes them again.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
+import hashlib
+import io
 import os
 import platform
 import shutil
@@ -18,10 +26,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
@@ -35,17 +46,19 @@ from bench.measure import (
     sql_median_ms,
     wait_until_idle,
 )
-from bench.seed import seed
+from bench.seed import seed, seed_old
 from bench.table import Row, num, ratio, render
 from bench.workload import BATCH_SIZE, batch_body, canonical_size, copy_rows, report_body
 from tools.liveserver import (
     ROOT,
     LiveDatabase,
     LiveServer,
+    LiveWorker,
     free_port,
     key_for,
     start_database,
     start_server,
+    start_worker,
 )
 
 REPORTS = {"acme": 700_000, "globex": 300_000}
@@ -55,6 +68,21 @@ WARMUP_SECONDS = 2
 TIMELINE_RUNS = 50
 SQL_RUNS = 10
 RESULTS = ROOT / "bench" / "results" / "latest.md"
+# The old block for the export and retention figures: 1 M reports of one tenant spread
+# over 30 days that end 40 days ago. Exactly EXPORT_MAX_ROWS (1 M) within
+# EXPORT_MAX_DAYS (31), with the app's defaults; the retention cutoff (35 days) lies
+# between the block and the 30 days of the main seed, so it deletes the block only.
+OLD_REPORTS = 1_000_000
+OLD_TENANT = "acme"
+OLD_AFTER_DAYS = 40
+OLD_SPAN_DAYS = 30
+RETENTION_DAYS = 35
+WORKER_RSS_EVERY_SECONDS = 0.1
+EXPORT_POLL_SECONDS = 0.2
+EXPORT_TIMEOUT = 600
+RETENTION_TIMEOUT = 600
+EXPORT_RSS_TARGET_MB = 150
+RETENTION_P99_TARGET = 2.0  # ingest p99 during the commit, as a multiple of without it
 GROUP_BY_HOUR = """
 SELECT date_trunc('hour', received_at), severity, count(*)
   FROM reports
@@ -203,6 +231,226 @@ def rss(peaks: dict[str, int]) -> Row:
                f"{mb:.0f} MB (MB by phase: {by_phase})", "—", "—", "≤ 150 MB", mb <= 150)
 
 
+@dataclass(frozen=True)
+class OldBlock:
+    first: datetime  # received_at of its oldest report
+    last: datetime  # and of its newest
+    rows: int
+    seconds: float  # to add it
+
+
+def add_old_block(db: LiveDatabase, after: int, scale: float) -> OldBlock:
+    count = round(OLD_REPORTS * scale)
+    started = time.monotonic()
+    first, last, found = seed_old(db.owner_url, tenant=OLD_TENANT, count=count,
+                                  canonical_size=canonical_size(), after_days=OLD_AFTER_DAYS,
+                                  span_days=OLD_SPAN_DAYS, offset=after)
+    if found != count:
+        raise RuntimeError(f"the old block holds {found:,} rows, expected {count:,}")
+    block = OldBlock(first, last, found, time.monotonic() - started)
+    log(f"  {found:,} {OLD_TENANT} reports from {first:%Y-%m-%d %H:%M} to "
+        f"{last:%Y-%m-%d %H:%M} UTC in {block.seconds:.0f} s")
+    return block
+
+
+class HashingFile(io.RawIOBase):
+    """A file that hashes what is written to it (as the export job hashes its gzip bytes)."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target, self.sha256 = target, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        return self.target.write(data)
+
+
+def baseline_export(owner_url: str, since: datetime, until: datetime,
+                    path: Path) -> tuple[float, int, str]:
+    """The same rows, in the export's order, straight from PostgreSQL through the same
+    gzip (Python, level 6, no mtime or name) into a file: (seconds, rows, sha256 of the
+    gzip bytes — the manifest's when both wrote the same bytes)."""
+    query = ("COPY (SELECT convert_from(canonical, 'UTF8') FROM reports"
+             " WHERE tenant_id = %s AND received_at >= %s AND received_at < %s"
+             " ORDER BY received_at, id) TO STDOUT")
+    rows = 0
+    started = time.perf_counter()
+    with psycopg.connect(owner_url) as conn, open(path, "wb") as raw:
+        hashing = HashingFile(raw)
+        with (gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0, filename="", compresslevel=6)
+              as out, conn.cursor() as cur,
+              cur.copy(query, (OLD_TENANT, since, until)) as copy):
+            for chunk in copy:
+                # canonical JSON has no tab, newline or backslash: COPY's text format
+                # leaves it as it is, one row a line, like the export's NDJSON
+                data = bytes(chunk)
+                rows += data.count(b"\n")
+                out.write(data)
+        raw.flush()
+        os.fsync(raw.fileno())
+    return time.perf_counter() - started, rows, hashing.sha256.hexdigest()
+
+
+def gunzip_sha256(data: bytes) -> str:
+    return hashlib.sha256(gzip.decompress(data)).hexdigest()
+
+
+def wait_for_worker(worker: LiveWorker, owner_url: str) -> None:
+    """Until the worker has registered with the job queue (it then takes jobs at once)."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{worker.log()[-4000:]}")
+            if conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone() != (0,):
+                return
+            time.sleep(0.2)
+    raise RuntimeError(f"worker did not register:\n{worker.log()[-4000:]}")
+
+
+def export(client: httpx.Client, db: LiveDatabase, worker: LiveWorker, run_dir: Path,
+           block: OldBlock) -> Row:
+    """The whole old block: EXPORT_MAX_ROWS rows (the default, 1 M) in EXPORT_MAX_DAYS."""
+    count = block.rows
+    since, until = block.first, block.last + timedelta(seconds=1)
+    headers = api_headers(OLD_TENANT, "admin")
+    request = {"format": "ndjson", "since": since.isoformat(), "until": until.isoformat()}
+    with RssSampler(worker.process.pid, children=False, every=WORKER_RSS_EVERY_SECONDS,
+                    phase="idle") as rss:
+        time.sleep(1)  # a few idle samples first
+        rss.phase = "export"
+        started = time.monotonic()
+        export_id = expect(client.post("/exports", json=request, headers=headers), 202).json()["id"]
+        while True:
+            document = expect(client.get(f"/exports/{export_id}", headers=headers), 200).json()
+            if document["status"] not in ("queued", "running"):
+                break
+            if time.monotonic() - started > EXPORT_TIMEOUT:
+                raise RuntimeError(f"export still {document['status']} after {EXPORT_TIMEOUT} s")
+            time.sleep(EXPORT_POLL_SECONDS)
+        took = time.monotonic() - started
+    if document["status"] != "succeeded":
+        raise RuntimeError(f"export ended {document['status']}: {document.get('error')}\n"
+                           f"{worker.log()[-4000:]}")
+    manifest = document["manifest"]
+    peak_mb, idle_mb = rss.peaks["export"] / 1e6, rss.peaks["idle"] / 1e6
+    log(f"  export: {manifest['rows']:,} rows, {manifest['bytes'] / 1e6:.1f} MB gzip in "
+        f"{took:.1f} s; worker RSS idle {idle_mb:.0f} MB, peak {peak_mb:.0f} MB")
+
+    plain_path = run_dir / "baseline-export.ndjson.gz"
+    plain_seconds, plain_rows, plain_sha = baseline_export(db.owner_url, since, until,
+                                                           plain_path)
+    # The same gzip file (sha256) — or, failing that, the same NDJSON once uncompressed
+    # (the export as a client downloads it).
+    if plain_sha == manifest["sha256"]:
+        same, sameness = True, "byte-identical gzip file"
+    else:
+        downloaded = expect(client.get(document["download_url"]), 200).content
+        same = gunzip_sha256(downloaded) == gunzip_sha256(plain_path.read_bytes())
+        sameness = "the same NDJSON, other gzip bytes" if same else "**other content**"
+    if not plain_rows == manifest["rows"] == count:
+        same, sameness = False, f"**{plain_rows:,} rows, the export {manifest['rows']:,}**"
+    log(f"  baseline COPY | gzip: {plain_rows:,} rows in {plain_seconds:.1f} s; "
+        f"{sameness.strip('*')}")
+    return Row(f"export of {count:,} rows (NDJSON, gzip; one tenant, {OLD_SPAN_DAYS} days; "
+               "worker)",
+               f"{num(took)} s from `POST /exports` to `succeeded` "
+               f"({num(manifest['rows'] / took)} rows/s, {manifest['bytes'] / 1e6:.1f} MB); "
+               f"worker peak RSS {peak_mb:.0f} MB (idle before: {idle_mb:.0f} MB)",
+               "psycopg `COPY (SELECT canonical … ORDER BY received_at, id) TO STDOUT` (text) "
+               "of the same rows through Python gzip (level 6) to a file (owner): "
+               f"{num(plain_seconds)} s; "
+               f"{sameness}",
+               f"{took / plain_seconds:.2f}x the time",
+               f"worker RSS ≤ {EXPORT_RSS_TARGET_MB} MB (constant memory)",
+               peak_mb <= EXPORT_RSS_TARGET_MB and same)
+
+
+def first_delete_batch(owner_url: str, committing: threading.Thread) -> None:
+    """Until the commit is past its plan check and deleting (its first batch ran); at most
+    10 s (the check takes about one), should the delete statement's text have changed."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        while committing.is_alive() and time.monotonic() < deadline:
+            found = conn.execute("SELECT count(*) FROM pg_stat_activity"
+                                 " WHERE query LIKE '%DELETE FROM reports r USING batch%'"
+                                 " AND pid <> pg_backend_pid()").fetchone()
+            if found != (0,):
+                return
+            time.sleep(0.05)
+    if committing.is_alive():
+        log("  no delete batch seen in pg_stat_activity after 10 s; loading anyway")
+
+
+@dataclass
+class Commit:
+    """What the retention commit's thread leaves behind."""
+    response: httpx.Response | None = None
+    error: Exception | None = None
+    ended: float = 0.0  # time.monotonic() when it answered
+    seconds: float = 0.0
+
+
+def retention(server: LiveServer, db: LiveDatabase, client: httpx.Client, seconds: float,
+              expected: int) -> Row:
+    script = ingest_script(api_headers(OLD_TENANT, "operator"))
+    alone = load(server, db, "/ingest/qc", seconds, script=script)
+
+    admin = api_headers(OLD_TENANT, "admin")
+    request = {"older_than_days": RETENTION_DAYS, "include_signed": True}
+    planned = expect(client.post("/admin/retention/run", json=request, headers=admin),
+                     200).json()
+    if planned["plan"]["candidates"] != expected:
+        raise RuntimeError(f"the retention plan has {planned['plan']['candidates']:,} "
+                           f"candidates, expected {expected:,}")
+    outcome = Commit()
+
+    def commit() -> None:
+        started = time.monotonic()
+        try:
+            outcome.response = httpx.post(
+                f"{server.url}/admin/retention/run", headers=admin, timeout=RETENTION_TIMEOUT,
+                json={**request, "dry_run": False, "plan_hash": planned["plan_hash"]})
+        except httpx.HTTPError as exc:
+            outcome.error = exc
+        outcome.ended = time.monotonic()
+        outcome.seconds = outcome.ended - started
+
+    committing = threading.Thread(target=commit, name="retention-commit", daemon=True)
+    committing.start()
+    first_delete_batch(db.owner_url, committing)
+    with wrk.Background(f"{server.url}/ingest/qc", limit_seconds=RETENTION_TIMEOUT,
+                        script=script) as background:
+        committing.join(RETENTION_TIMEOUT)
+        during = background.stop()
+    if committing.is_alive():
+        raise RuntimeError(f"the retention commit still runs after {RETENTION_TIMEOUT} s")
+    if outcome.response is None:
+        raise RuntimeError(f"the retention commit failed: {outcome.error!r}")
+    result = expect(outcome.response, 200).json()
+    took = outcome.seconds
+    overlap = outcome.ended - background.started
+    if overlap <= 0:
+        raise RuntimeError(f"the commit ({took:.1f} s) ended before the load started")
+    deleted, failures = result["deleted"], len(result["failures"])
+    log(f"  during the commit ({overlap:.1f} s of load): {during.rps:,.0f} req/s, "
+        f"p50 {during.p50_ms:.2f} ms, p99 {during.p99_ms:.2f} ms, {during.errors} errors")
+    log(f"  commit: {deleted:,} deleted in {took:.1f} s, {failures} failed batches")
+    wait_until_idle(server.process.pid, db.owner_url)
+    worse = during.p99_ms / alone.p99_ms if during.requests and alone.requests else float("inf")
+    return Row(f"single `POST /ingest/qc` p99 while a retention commit deletes {expected:,} "
+               f"rows of the same tenant",
+               f"{latency(during)} over {overlap:.0f} s of the commit; the commit: "
+               f"{deleted:,} deleted in {num(took)} s ({num(deleted / took)} rows/s)"
+               + (f", **{failures} failed batches**" if failures else ""),
+               f"the same load without it: {latency(alone)}",
+               f"{worse:.2f}x p99", f"p99 ≤ {RETENTION_P99_TARGET:g}x without; all deleted",
+               worse <= RETENTION_P99_TARGET and deleted == expected and not failures
+               and not during.errors and not alone.errors)
+
+
 # -- processes ------------------------------------------------------------------------
 
 
@@ -276,11 +524,32 @@ def bench(seconds: float, scale: float) -> tuple[list[Row], str]:
         single_row = single_ingest(server, db, run_dir, seconds)
         phase(sampler, "batch ingest", "the app, then COPY")
         batch_row = batch_ingest(server, db, seconds)
-        rows = [single_row, batch_row, *read_rows, timeline_row, rss(sampler.peaks)]
+
+        # The old block (after every read: it is outside their windows anyway), for the
+        # export and then the retention commit that deletes it again.
+        phase(sampler, "old block", f"{round(OLD_REPORTS * scale):,} {OLD_TENANT} reports "
+              f"{OLD_AFTER_DAYS}-{OLD_AFTER_DAYS + OLD_SPAN_DAYS} days old; the job worker")
+        worker = start_worker(db, run_dir=server.log_path.parent)
+        stack.callback(worker.stop)
+        block = add_old_block(db, sum(counts.values()), scale)
+        wait_for_worker(worker, db.owner_url)
+        phase(sampler, "export", "POST /exports until succeeded, then COPY | gzip")
+        export_row = export(client, db, worker, run_dir, block)
+        worker.stop()  # idle from here on; the retention figure is the API's alone
+        phase(sampler, "retention", "ingest alone, then during the retention commit")
+        retention_row = retention(server, db, client, seconds, block.rows)
+        rows = [single_row, batch_row, *read_rows, timeline_row, export_row, retention_row,
+                rss(sampler.peaks)]
         context = (f"{sum(counts.values()):,} reports seeded in {seeded_in:.0f} s; "
                    f"PostgreSQL {postgres_version(db.owner_url)}; {os.cpu_count()} CPUs; "
                    f"Python {platform.python_version()}; wrk -t{wrk.THREADS} "
-                   f"-c{wrk.CONNECTIONS} -d{seconds:g}s after a {WARMUP_SECONDS} s warm-up")
+                   f"-c{wrk.CONNECTIONS} -d{seconds:g}s after a {WARMUP_SECONDS} s warm-up. "
+                   f"For the export and retention rows only, after the rows above were "
+                   f"measured: {block.rows:,} more {OLD_TENANT} reports "
+                   f"{OLD_AFTER_DAYS}-{OLD_AFTER_DAYS + OLD_SPAN_DAYS} days old added in "
+                   f"{block.seconds:.0f} s (outside every window read above), exported, then "
+                   f"deleted by the retention commit (older_than_days {RETENTION_DAYS}, "
+                   f"include_signed); default EXPORT_MAX_ROWS and EXPORT_MAX_DAYS")
     return rows, context
 
 

@@ -1,4 +1,5 @@
-"""Seed the database with reports spread over the last 30 days, generated in SQL.
+"""Seed the database with reports spread over the last 30 days, generated in SQL — and,
+later in the run, a block of older reports for the export and retention figures.
 
 Runs as the owner (a superuser: row-level security does not apply to it). The rows,
 the hourly rollup and the tenant versions end up as the app would have left them:
@@ -7,6 +8,8 @@ canonical bytes of the app's size with their real sha256.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import psycopg
 
@@ -53,21 +56,44 @@ SELECT tenant_id, id, received_at, observed_at,
                CASE WHEN r < 0.70 THEN 0 WHEN r < 0.95 THEN 1 ELSE 0 END AS count_warn,
                CASE WHEN r < 0.85 THEN 0 WHEN r < 0.95 THEN 1 ELSE 3 END AS count_fail
           FROM (
-            SELECT i, md5(i::text) AS h, random() AS r, random() AS r2, random() AS r3,
+            SELECT i, md5((i::bigint + %(offset)s)::text) AS h,
+                   random() AS r, random() AS r2, random() AS r3,
                    CASE WHEN i <= %(first)s THEN %(first_tenant)s ELSE %(second_tenant)s END
                      AS tenant_id,
-                   now() - random() * interval '30 days' AS received_at
+                   /*received_at*/ AS received_at
               FROM generate_series(1, %(total)s) AS i
           ) AS t
       ) AS g
   ) AS c
 """
 
+# The main seed: random instants over the last 30 days.
+RECENT = "now() - random() * interval '30 days'"
+# The old block: evenly spread over span_days ending after_days ago, oldest first, so the
+# rows reach every (…, received_at, id) index in its order (cheap on a live table).
+OLD = ("now() - make_interval(days => %(after_days)s + %(span_days)s)"
+       " + (i - 1)::float8 / %(total)s * make_interval(days => %(span_days)s)")
+
 FILL_ROLLUP = """
 INSERT INTO report_rollup_hourly (tenant_id, hour, severity, status, source, n)
 SELECT tenant_id, date_trunc('hour', received_at), severity, status, source, count(*)
   FROM reports
  GROUP BY 1, 2, 3, 4, 5
+"""
+
+ADD_ROLLUP = """
+INSERT INTO report_rollup_hourly AS r (tenant_id, hour, severity, status, source, n)
+SELECT tenant_id, date_trunc('hour', received_at), severity, status, source, count(*)
+  FROM reports
+ WHERE tenant_id = %(tenant)s AND received_at < now() - make_interval(days => %(after_days)s)
+ GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (tenant_id, hour, severity, status, source) DO UPDATE SET n = r.n + EXCLUDED.n
+"""
+
+OLD_RANGE = """
+SELECT min(received_at), max(received_at), count(*)
+  FROM reports
+ WHERE tenant_id = %(tenant)s AND received_at < now() - make_interval(days => %(after_days)s)
 """
 
 FILL_VERSIONS = """
@@ -91,8 +117,8 @@ def seed(owner_url: str, *, counts: dict[str, int], canonical_size: int) -> None
             indexes = conn.execute(SECONDARY_INDEXES).fetchall()
             for name, _ in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
-            conn.execute(INSERT_REPORTS, {
-                "pad": pad, "total": first + second, "first": first,
+            conn.execute(INSERT_REPORTS.replace("/*received_at*/", RECENT), {
+                "pad": pad, "offset": 0, "total": first + second, "first": first,
                 "first_tenant": first_tenant, "second_tenant": second_tenant})
             for _, definition in indexes:
                 conn.execute(definition)
@@ -102,3 +128,30 @@ def seed(owner_url: str, *, counts: dict[str, int], canonical_size: int) -> None
         # and no checkpoint of the load landing inside a measurement.
         conn.execute("VACUUM (ANALYZE) reports, report_rollup_hourly, tenant_versions")
         conn.execute("CHECKPOINT")
+
+
+def seed_old(owner_url: str, *, tenant: str, count: int, canonical_size: int, after_days: int,
+             span_days: int, offset: int) -> tuple[datetime, datetime, int]:
+    """`count` more reports of `tenant`, spread evenly over `span_days` that end
+    `after_days` ago, into the live table (indexes kept, no server request blocked):
+    with the rollup and the tenant's version updated as ingest would. `offset` numbers
+    the rows after those already seeded (their ids' random bits come from it). Returns
+    the first and last received_at of the block and its size."""
+    params = {"pad": max(canonical_size - 80, 0), "offset": offset, "total": count,
+              "first": count, "first_tenant": tenant, "second_tenant": tenant,
+              "tenant": tenant, "after_days": after_days, "span_days": span_days}
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SELECT setseed(0.24)")
+        with conn.transaction():
+            conn.execute(INSERT_REPORTS.replace("/*received_at*/", OLD), params)
+            conn.execute(ADD_ROLLUP, params)
+            conn.execute("UPDATE tenant_versions SET version = version + 1"
+                         " WHERE tenant_id = %(tenant)s", params)
+        conn.execute("VACUUM (ANALYZE) reports, report_rollup_hourly")
+        conn.execute("CHECKPOINT")
+        found = conn.execute(OLD_RANGE, params).fetchone()
+    assert found is not None
+    return found[0], found[1], found[2]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,19 +95,70 @@ def _lua(text: str) -> str:
     return f"[{'=' * level}[{text}]{'=' * level}]"
 
 
+def _command(url: str, seconds: float, headers: dict[str, str] | None,
+             script_path: Path | None) -> list[str]:
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency",
+               "--timeout", TIMEOUT]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    if script_path is not None:
+        command += ["-s", str(script_path)]
+    return [*command, url]
+
+
+def _result(stdout: str, stderr: str) -> WrkResult:
+    # wrk reports a broken script on stderr and then runs anyway (with plain GETs).
+    if stderr.strip():
+        raise RuntimeError(f"wrk: {stderr.strip()}")
+    return parse(stdout)
+
+
+def _script_file(tmp: str, script: str | None) -> Path | None:
+    if script is None:
+        return None
+    path = Path(tmp) / "script.lua"
+    path.write_text(script)
+    return path
+
+
 def run(url: str, *, seconds: float, headers: dict[str, str] | None = None,
         script: str | None = None) -> WrkResult:
     with tempfile.TemporaryDirectory(prefix="qcc-wrk-") as tmp:
-        command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency",
-                   "--timeout", TIMEOUT]
-        for name, value in (headers or {}).items():
-            command += ["-H", f"{name}: {value}"]
-        if script is not None:
-            path = Path(tmp) / "script.lua"
-            path.write_text(script)
-            command += ["-s", str(path)]
-        done = subprocess.run([*command, url], check=True, capture_output=True, text=True)
-    # wrk reports a broken script on stderr and then runs anyway (with plain GETs).
-    if done.stderr.strip():
-        raise RuntimeError(f"wrk: {done.stderr.strip()}")
-    return parse(done.stdout)
+        command = _command(url, seconds, headers, _script_file(tmp, script))
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return _result(done.stdout, done.stderr)
+
+
+class Background:
+    """wrk running until stop() (at most `limit_seconds`): on SIGINT wrk ends its run and
+    prints its figures as after a timed one.
+
+        with wrk.Background(url, limit_seconds=600, script=...) as load:
+            ...                   # what the load should overlap
+            result = load.stop()
+    """
+
+    def __init__(self, url: str, *, limit_seconds: float, headers: dict[str, str] | None = None,
+                 script: str | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="qcc-wrk-")
+        command = _command(url, limit_seconds, headers, _script_file(self._tmp.name, script))
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process.poll() is None:  # left by an error: no figures wanted
+            self._process.kill()
+        self._process.communicate()
+        self._tmp.cleanup()
+
+    def stop(self) -> WrkResult:
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+        stdout, stderr = self._process.communicate(timeout=60)
+        if self._process.returncode != 0:
+            raise RuntimeError(f"wrk exited with {self._process.returncode}: {stderr.strip()}")
+        return _result(stdout, stderr)
