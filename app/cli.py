@@ -63,7 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             demo = _demo_key(settings)
             env["API_KEYS"] = f"demo:admin:{demo}"
         url = f"http://{settings.host}:{settings.port}"
-        print(f"QC Collector on {url}  (docs: {url}/ui/, spec: {url}/openapi.json)", flush=True)
+        print(f"QC Collector on {url}  (console: {url}/console/, docs: {url}/ui/, "
+              f"spec: {url}/openapi.json)", flush=True)
         if demo:
             print("API_KEYS is unset: a demo admin key for tenant 'demo' is in "
                   f"{settings.data_dir / 'demo-api-key'}. Try:\n"

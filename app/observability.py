@@ -32,6 +32,9 @@ REJECTED = Counter("qcc_requests_rejected_total", "Requests refused, by tenant a
                    ["tenant", "reason"])
 
 HANDLER_PACKAGE = "app.handlers."
+INGEST_OPERATIONS = frozenset({"ingest.ingest_report", "ingest.ingest_batch"})
+# Ops latency histogram bounds in seconds (+Inf is the last bucket); migration 0007.
+OPS_LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REJECTION_REASONS = {"400", "401", "403", "404", "409", "413", "415", "422", "429"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -90,6 +93,10 @@ class RequestObserver:
         if reason in REJECTION_REASONS:
             tenant = state.principal.tenant if state.principal else "unknown"
             REJECTED.labels(tenant, reason).inc()
+        # Answered /ops/metrics reads are not counted: reading the numbers must not change
+        # them (refused ones are).
+        if state.principal is not None and not (operation.startswith("ops.") and status < 400):
+            OPS.add(state.principal.tenant, operation in INGEST_OPERATIONS, status, elapsed)
         if status >= 400 or log.isEnabledFor(logging.DEBUG):
             log.log(logging.WARNING if status >= 500 else logging.INFO, "request", extra={
                 "request_id": state.request_id, "method": scope.get("method"),
@@ -97,6 +104,57 @@ class RequestObserver:
                 "ms": round(elapsed * 1000, 2),
                 "tenant": state.principal.tenant if state.principal else None,
             })
+
+
+class OpsAccumulator:
+    """Per-tenant request counts per minute for /ops/metrics, kept in process memory only
+    until the next flush (app.services.ops.flush_loop adds them to PostgreSQL with one
+    upsert, so every worker and replica contributes). Requests without an authenticated
+    tenant belong to no tenant and are only in Prometheus."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int, bool], list[int]] = {}
+        self.rejections: dict[tuple[str, int, str], int] = {}
+
+    def add(self, tenant: str, ingest: bool, status: int, elapsed: float,
+            now: float | None = None) -> None:
+        minute = int((now if now is not None else time.time()) // 60) * 60
+        row = self.requests.get((tenant, minute, ingest))
+        if row is None:
+            row = self.requests[(tenant, minute, ingest)] = [0] * (3 + len(OPS_LATENCY_BOUNDS) + 1)
+        row[0] += 1
+        if 400 <= status < 500:
+            row[1] += 1
+        elif status >= 500:
+            row[2] += 1
+        bucket = len(OPS_LATENCY_BOUNDS)
+        for index, bound in enumerate(OPS_LATENCY_BOUNDS):
+            if elapsed <= bound:
+                bucket = index
+                break
+        row[3 + bucket] += 1
+        reason = str(status)
+        if reason in REJECTION_REASONS:
+            key = (tenant, minute, reason)
+            self.rejections[key] = self.rejections.get(key, 0) + 1
+
+    def drain(self) -> tuple[dict[tuple[str, int, bool], list[int]], dict[tuple[str, int, str], int]]:
+        requests, rejections = self.requests, self.rejections
+        self.requests, self.rejections = {}, {}
+        return requests, rejections
+
+    def restore(self, requests: dict[tuple[str, int, bool], list[int]],
+                rejections: dict[tuple[str, int, str], int]) -> None:
+        """Puts back a batch whose flush failed (merged with what arrived meanwhile)."""
+        for key, row in requests.items():
+            mine = self.requests.setdefault(key, [0] * len(row))
+            for index, value in enumerate(row):
+                mine[index] += value
+        for rkey, n in rejections.items():
+            self.rejections[rkey] = self.rejections.get(rkey, 0) + n
+
+
+OPS = OpsAccumulator()
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.config import Settings
-from app.services import alert_secrets, exports, signing, system_alerts
+from app.services import alert_secrets, exports, ops, signing, system_alerts
 from app.services import ingest as ingest_service
 from app.services import keys as key_service
 from app.services.keys import KeyCache
@@ -79,6 +79,7 @@ async def start(settings: Settings) -> Runtime:
         log.error("start-up database work failed: %s", exc.__class__.__name__)
     runtime.spawn(_prune_loop(runtime))
     runtime.spawn(system_alerts.ApiChecks(pool, settings).run())
+    runtime.spawn(ops.flush_loop(pool, settings.ops_flush_seconds))
     return runtime
 
 
@@ -101,5 +102,9 @@ async def stop() -> None:
         return
     for task in list(runtime._tasks):
         task.cancel()
+    try:  # a stopping worker's last request counts
+        await ops.flush(runtime.pool)
+    except Exception as exc:
+        log.warning("ops metrics final flush failed: %s", exc.__class__.__name__)
     await runtime.committer.stop()
     await runtime.pool.close()

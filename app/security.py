@@ -1,6 +1,7 @@
 """Authentication and the role guard: key -> Principal, then the one check of x-roles.
 
-connexion calls api_key_info for every operation whose spec declares ApiKeyAuth. The
+connexion calls api_key_info (X-Api-Key) or session_info (the console's session cookie,
+the spec's CookieAuth) for every authenticated operation; both end in the same guard. The
 allowed roles come from generated/operations.py (the spec's x-roles), so the server
 enforces exactly what the contract says; handlers never look at roles.
 """
@@ -13,6 +14,7 @@ from app import runtime
 from app.errors import Forbidden, Unauthorized
 from app.observability import request_state
 from app.services import keys as key_service
+from app.services import sessions as session_service
 from app.services.principal import Principal
 from generated.operations import BY_ID
 
@@ -39,3 +41,23 @@ async def api_key_info(apikey: str, request: Any) -> dict[str, Any]:
     if rt.keys.should_touch(principal.key_id):
         rt.spawn(key_service.touch(pool=rt.pool, principal=principal))
     return {"sub": str(principal.key_id), "principal": principal}
+
+
+async def session_info(apikey: str, request: Any) -> dict[str, Any]:
+    """The console's session cookie. Unsafe methods must also carry X-Requested-With:
+    qc-console (CSRF protection on top of SameSite=Strict)."""
+    rt = runtime.get()
+    found = await session_service.resolve(pool=rt.pool, settings=rt.settings, secret=apikey)
+    if found is None:
+        raise Unauthorized("the console session has ended or expired; log in again")
+    principal, expires_at = found
+    state = request_state(request.scope)
+    state.principal = principal
+    if (request.scope.get("method") not in session_service.SAFE_METHODS
+            and request.headers.get(session_service.CSRF_HEADER) != session_service.CSRF_VALUE):
+        raise Forbidden("a console request that changes state must carry "
+                        "X-Requested-With: qc-console")
+    guard(principal, state.operation_id(request.scope), request.headers.get("x-tenant"))
+    rt.limiter.take(principal.tenant)
+    return {"sub": str(principal.key_id), "principal": principal, "session": apikey,
+            "session_expires_at": expires_at}

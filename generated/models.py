@@ -204,6 +204,42 @@ class BatchResult(BaseModel):
     items: Annotated[list[ReportSummary], Field(max_length=500)]
 
 
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    api_key: Annotated[str, Field(max_length=200, min_length=1)]
+
+
+class Session(BaseModel):
+    tenant: Annotated[str, Field(max_length=64)]
+    role: Literal['viewer', 'operator', 'auditor', 'admin']
+    key_id: UUID
+    auth: Literal['cookie', 'api_key']
+    expires_at: Annotated[AwareDatetime | None, Field(...)]
+
+
+class Notifications(BaseModel):
+    backlog: Annotated[int, Field(ge=0, le=1099511627776)]
+    dead_letters: Annotated[int, Field(ge=0, le=1099511627776)]
+    dead_letters_last_24h: Annotated[int, Field(ge=0, le=1099511627776)]
+
+
+class IngestLatencyMs(BaseModel):
+    count: Annotated[int, Field(ge=0, le=1099511627776)]
+    p50: Annotated[float | None, Field(ge=0.0, le=1000000.0)]
+    p95: Annotated[float | None, Field(ge=0.0, le=1000000.0)]
+
+
+CountsByKeyAdditionalProperty = TypeAliasType(
+    "CountsByKeyAdditionalProperty", Annotated[int, Field(ge=0, le=1099511627776)]
+)
+
+
+class CountsByKey(RootModel[dict[str, CountsByKeyAdditionalProperty]]):
+    root: Annotated[dict[str, CountsByKeyAdditionalProperty], Field(max_length=20)]
+
+
 CountsAdditionalProperty = TypeAliasType(
     "CountsAdditionalProperty", Annotated[int, Field(ge=0, le=1099511627776)]
 )
@@ -611,3 +647,27 @@ class Notification(BaseModel):
 class NotificationPage(BaseModel):
     items: Annotated[list[Notification], Field(max_length=200)]
     next_cursor: Annotated[str | None, Field(max_length=512)]
+
+
+class Reports(BaseModel):
+    last_hour: CountsByKey
+    last_24h: CountsByKey
+
+
+class Requests(BaseModel):
+    window_minutes: Annotated[int, Field(ge=1, le=1440)]
+    total: Annotated[int, Field(ge=0, le=1099511627776)]
+    client_errors: Annotated[int, Field(ge=0, le=1099511627776)]
+    server_errors: Annotated[int, Field(ge=0, le=1099511627776)]
+    errors_per_minute: Annotated[float, Field(ge=0.0, le=1099511627776.0)]
+    server_error_ratio: Annotated[float, Field(ge=0.0, le=1.0)]
+    rejected: CountsByKey
+    ingest_latency_ms: IngestLatencyMs
+
+
+class OpsMetrics(BaseModel):
+    as_of: AwareDatetime
+    reports: Reports
+    exports: CountsByKey
+    notifications: Notifications
+    requests: Requests

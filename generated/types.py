@@ -120,6 +120,33 @@ class BatchResult(TypedDict):
     items: list[ReportSummary]
 
 
+class LoginRequest(TypedDict, closed=True):
+    api_key: str
+
+
+class Session(TypedDict):
+    tenant: str
+    role: Literal['viewer', 'operator', 'auditor', 'admin']
+    key_id: str
+    auth: Literal['cookie', 'api_key']
+    expires_at: str | None
+
+
+class Notifications(TypedDict):
+    backlog: int
+    dead_letters: int
+    dead_letters_last_24h: int
+
+
+class IngestLatencyMs(TypedDict):
+    count: int
+    p50: float | None
+    p95: float | None
+
+
+CountsByKey: TypeAlias = dict[str, int]
+
+
 class Bucket(TypedDict):
     start: str
     total: int
@@ -413,3 +440,27 @@ class Notification(TypedDict):
 class NotificationPage(TypedDict):
     items: list[Notification]
     next_cursor: str | None
+
+
+class Reports(TypedDict):
+    last_hour: CountsByKey
+    last_24h: CountsByKey
+
+
+class Requests(TypedDict):
+    window_minutes: int
+    total: int
+    client_errors: int
+    server_errors: int
+    errors_per_minute: float
+    server_error_ratio: float
+    rejected: CountsByKey
+    ingest_latency_ms: IngestLatencyMs
+
+
+class OpsMetrics(TypedDict):
+    as_of: str
+    reports: Reports
+    exports: CountsByKey
+    notifications: Notifications
+    requests: Requests

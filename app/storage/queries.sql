@@ -557,3 +557,68 @@ SELECT qcc_prune_alerts(%(older_than)s::timestamptz);
 
 -- name: database_size
 SELECT pg_database_size(current_database());
+
+-- name: record_ops
+SELECT qcc_record_ops(%(requests)s::jsonb, %(rejections)s::jsonb);
+
+-- name: ops_metrics
+-- The caller's tenant's operational numbers in one statement (RLS-scoped transaction):
+-- counts only, never a subject, message, run id or label value.
+SELECT jsonb_build_object(
+  'reports_last_hour', (
+    SELECT coalesce(jsonb_object_agg(severity, n), '{}') FROM (
+      SELECT severity, count(*) AS n FROM reports
+       WHERE tenant_id = %(tenant)s AND received_at >= %(now)s::timestamptz - interval '1 hour'
+       GROUP BY severity) s),
+  'reports_last_24h', (
+    SELECT coalesce(jsonb_object_agg(severity, n), '{}') FROM (
+      SELECT severity, sum(n)::bigint AS n FROM report_rollup_hourly
+       WHERE tenant_id = %(tenant)s
+         AND hour >= date_trunc('hour', %(now)s::timestamptz - interval '23 hours')
+       GROUP BY severity) s),
+  'exports', (
+    SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM (
+      SELECT status, count(*) AS n FROM exports WHERE tenant_id = %(tenant)s
+       GROUP BY status) s),
+  'notification_backlog', (
+    SELECT count(*) FROM alert_deliveries
+     WHERE tenant_id = %(tenant)s AND status IN ('pending', 'sending')),
+  'dead_letters', (
+    SELECT count(*) FROM alert_deliveries WHERE tenant_id = %(tenant)s AND status = 'dead'),
+  'dead_letters_last_24h', (
+    SELECT count(*) FROM alert_deliveries
+     WHERE tenant_id = %(tenant)s AND status = 'dead'
+       AND updated_at >= %(now)s::timestamptz - interval '24 hours'),
+  'rejected_last_hour', (
+    SELECT coalesce(jsonb_object_agg(reason, n), '{}') FROM (
+      SELECT reason, sum(n)::bigint AS n FROM ops_rejection_minutes
+       WHERE tenant_id = %(tenant)s AND minute >= %(window_start)s::timestamptz
+       GROUP BY reason) s),
+  'requests', (
+    SELECT jsonb_build_object(
+             'requests', coalesce(sum(requests), 0)::bigint,
+             'client_errors', coalesce(sum(client_errors), 0)::bigint,
+             'server_errors', coalesce(sum(server_errors), 0)::bigint)
+      FROM ops_request_minutes
+     WHERE tenant_id = %(tenant)s AND minute >= %(window_start)s::timestamptz),
+  'ingest_latency', (
+    SELECT coalesce(jsonb_agg(n ORDER BY i), '[]') FROM (
+      SELECT u.i, sum(u.n)::bigint AS n
+        FROM ops_request_minutes m
+        CROSS JOIN LATERAL unnest(m.latency) WITH ORDINALITY AS u(n, i)
+       WHERE m.tenant_id = %(tenant)s AND m.ingest
+         AND m.minute >= %(window_start)s::timestamptz
+       GROUP BY u.i) h)
+);
+
+-- name: insert_console_session
+INSERT INTO console_sessions (secret_sha256, tenant_id, key_id, role, expires_at)
+VALUES (%(secret_sha256)s, %(tenant)s, %(key_id)s, %(role)s, %(expires_at)s)
+RETURNING expires_at;
+
+-- name: lookup_console_session
+SELECT tenant_id, key_id, role, expires_at
+  FROM qcc_lookup_session(%(secret_sha256)s, make_interval(secs => %(idle_seconds)s));
+
+-- name: end_console_session
+SELECT qcc_end_session(%(secret_sha256)s);

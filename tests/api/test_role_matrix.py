@@ -19,6 +19,7 @@ import pytest
 
 from generated.operations import OPERATIONS, ROLES, Operation
 from tests.conftest import headers, report
+from tools.liveserver import key_for
 
 NO_KEY = "no key"
 UNKNOWN_KEY = "unknown key"
@@ -81,6 +82,11 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "alerts.create_rule": lambda ctx: Call(201, json=alert_rule(ctx.marker)),
     "alerts.delete_rule": lambda ctx: Call(204, path_params={"id": ctx.rule_id}, content_type=None),
     "alerts.list_notifications": lambda ctx: Call(200, params={"limit": 5}),
+    "ops.get_metrics": lambda ctx: Call(200),
+    # public: anyone may try to log in (a Secure cookie: this http client never sends it)
+    "bff.create_session": lambda ctx: Call(200, json={"api_key": key_for("acme", "viewer")}),
+    "bff.delete_session": lambda ctx: Call(204, content_type=None),
+    "bff.get_session": lambda ctx: Call(200),
 }
 
 def alert_rule(name: str) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""POST /bff/login, POST /bff/logout, GET /bff/session: the console's session cookie."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connexion import request
+from connexion.lifecycle import ConnexionResponse
+
+from app import runtime
+from app.handlers._http import body, json, principal
+from app.services import sessions as session_service
+
+
+async def create_session() -> ConnexionResponse:
+    rt = runtime.get()
+    client = request.scope.get("client")
+    address = client[0] if client else "unknown"
+    secret, who, expires = await session_service.login(
+        pool=rt.pool, cache=rt.keys, settings=rt.settings, api_key=body()["api_key"],
+        address=address)
+    return json(session_service.describe(who, cookie=True, expires_at=expires),
+                headers={"Set-Cookie": session_service.cookie_header(secret, rt.settings),
+                         "Cache-Control": "no-store"})
+
+
+async def delete_session(token_info: dict[str, Any]) -> ConnexionResponse:
+    rt = runtime.get()
+    secret = token_info.get("session")
+    if secret:
+        await session_service.logout(pool=rt.pool, principal=principal(token_info), secret=secret)
+    clear = session_service.cookie_header("", rt.settings, max_age=0)
+    return ConnexionResponse(status_code=204, headers={"Set-Cookie": clear})
+
+
+async def get_session(token_info: dict[str, Any]) -> ConnexionResponse:
+    return json(session_service.describe(principal(token_info), cookie="session" in token_info,
+                                         expires_at=token_info.get("session_expires_at")),
+                headers={"Cache-Control": "no-store"})
