@@ -52,7 +52,7 @@ actual=$(sha256sum <"$backup" | cut -d' ' -f1)
 [[ "$expected" == "$actual" ]] || die "sha256 mismatch: the backup is damaged or not the one the sidecar describes"
 gzip -t "$backup" || die "gzip -t failed"
 
-work=$(mktemp "${TMPDIR:-/tmp}/qc-collector-restore-XXXXXX")
+work=$(mktemp)  # in $TMPDIR
 trap 'rm -f "$work"' EXIT
 gzip -dc "$backup" >"$work"
 listing=$("$PG_RESTORE" --list "$work") || die "pg_restore cannot read the archive"

@@ -54,9 +54,9 @@ mkdir -p "$BACKUP_DIR"
 name="qc-collector-$(date -u +%Y%m%dT%H%M%SZ).dump.gz"
 [[ ! -e "$BACKUP_DIR/$name" ]] || die "$BACKUP_DIR/$name already exists"
 
-# Work on a hidden temporary file and rename at the end: a crash never leaves a file
+# Work on a temporary file (tmp.*) and rename at the end: a crash never leaves a file
 # that looks like a complete backup (nor one the retention step would count).
-work=$(mktemp "$BACKUP_DIR/.partial-XXXXXX")
+work=$(mktemp -p "$BACKUP_DIR")  # tmp.* beside the backups; removed on any failure
 cleanup() { rm -f "$work" "$work.gz"; }
 trap cleanup EXIT
 
