@@ -6,7 +6,9 @@ any failure fails the gate. Extra schemathesis options may follow on the command
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,21 @@ sys.path.insert(0, str(ROOT))
 from tools.liveserver import key_for, start_database, start_server  # noqa: E402
 
 MAX_EXAMPLES = 100
+RESULTS = ROOT / "var" / "test-results"
+
+
+def write_tally(output: str, returncode: int) -> None:
+    """The schemathesis test cases as `make test` counts them (var/test-results/fuzz.json)."""
+    line = next((ln for ln in reversed(output.splitlines()) if " generated" in ln), "")
+    numbers = {word: int(n) for n, word in re.findall(r"(\d+) (generated|passed|skipped)", line)}
+    generated = numbers.get("generated", 0)
+    passed, skipped = numbers.get("passed", 0), numbers.get("skipped", 0)
+    failed = max(generated - passed, 0)
+    if returncode != 0 and failed == 0:
+        failed = 1
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "fuzz.json").write_text(json.dumps(
+        {"passed": passed, "failed": failed, "skipped": skipped}))
 
 
 def main() -> int:
@@ -48,7 +65,10 @@ def main() -> int:
                 "--report", "junit", "--report-dir", str(work / "report"),
                 *sys.argv[1:],
             ]
-            result = subprocess.run(command, cwd=ROOT, check=False)
+            result = subprocess.run(command, cwd=ROOT, check=False, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            print(result.stdout, end="", flush=True)
+            write_tally(result.stdout, result.returncode)
             if result.returncode != 0:
                 tail = server.log().splitlines()[-40:]
                 print("\nlast server log lines:\n" + "\n".join(tail))
