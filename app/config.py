@@ -83,6 +83,18 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+
+
+def _metrics_token(env: dict[str, str]) -> str | None:
+    # Required to serve in production (app/handlers/metrics.py); the worker has none.
+    token = env.get("METRICS_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters")
+    return token
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     environment: str = "development"
@@ -97,12 +109,23 @@ class Settings:
     rate_limit_burst: int = 400
     max_body_bytes: int = 1024 * 1024
     max_batch_body_bytes: int = 10 * 1024 * 1024
+    # request limits beyond bodies (app/server.py: the head; app/guard.py: the rest)
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    max_url_bytes: int = 8192
+    max_query_params: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    forwarded_allow_ips: str = ""
+    cors_allow_origins: tuple[str, ...] = ()
     idempotency_ttl_hours: int = 24
     batch_concurrency: int = 2
     db_pool_min: int = 2
     db_pool_max: int = 10
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)
+    auth_failures_per_minute: int = 30
+    key_rotation_grace: int = 86_400
     prometheus_multiproc_dir: str | None = None
     validate_responses: bool = False
     signing_key: str | None = field(default=None, repr=False)
@@ -111,6 +134,7 @@ class Settings:
     export_max_days: int = 31
     export_max_rows: int = 1_000_000
     export_sign_secret: str | None = field(default=None, repr=False)
+    export_sign_secrets_old: tuple[str, ...] = field(default=(), repr=False)
     export_url_ttl: int = 900
     export_ttl: int = 86_400
     retention_plan_ttl: int = 3600
@@ -123,6 +147,7 @@ class Settings:
     smoke_tenant: str | None = None
     # alerts
     encryption_key: str | None = field(default=None, repr=False)
+    encryption_keys_old: tuple[str, ...] = field(default=(), repr=False)
     alert_dedup_window: int = 300
     alerts_allow_private_targets: bool = False
     alert_dispatch: bool = True
@@ -181,12 +206,22 @@ def load(env: dict[str, str] | None = None) -> Settings:
         rate_limit_burst=_int(env, "RATE_LIMIT_BURST", 400),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
+        max_header_bytes=_int(env, "MAX_HEADER_BYTES", 32 * 1024, minimum=4096),
+        max_headers=_int(env, "MAX_HEADERS", 100, minimum=10),
+        max_url_bytes=_int(env, "MAX_URL_BYTES", 8192, minimum=1024),
+        max_query_params=_int(env, "MAX_QUERY_PARAMS", 100, minimum=10),
+        header_timeout=_float(env, "HEADER_TIMEOUT", 10.0, minimum=0.5),
+        body_timeout=_float(env, "BODY_TIMEOUT", 60.0, minimum=0.5),
+        forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
+        cors_allow_origins=_list(env, "CORS_ALLOW_ORIGINS"),
         idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24, minimum=24),
         batch_concurrency=_int(env, "BATCH_CONCURRENCY", 2, minimum=1),
         db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
-        metrics_token=env.get("METRICS_TOKEN") or None,
+        metrics_token=_metrics_token(env),
+        auth_failures_per_minute=_int(env, "AUTH_FAILURES_PER_MINUTE", 30),
+        key_rotation_grace=_int(env, "KEY_ROTATION_GRACE", 86_400),
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
         signing_key=env.get("SIGNING_KEY") or None,
@@ -195,6 +230,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         export_max_days=_int(env, "EXPORT_MAX_DAYS", 31, minimum=1),
         export_max_rows=_int(env, "EXPORT_MAX_ROWS", 1_000_000, minimum=1),
         export_sign_secret=env.get("EXPORT_SIGN_SECRET") or None,
+        export_sign_secrets_old=_list(env, "EXPORT_SIGN_SECRETS_OLD"),
         export_url_ttl=_int(env, "EXPORT_URL_TTL", 900, minimum=1),
         export_ttl=_int(env, "EXPORT_TTL", 86_400, minimum=1),
         retention_plan_ttl=_int(env, "RETENTION_PLAN_TTL", 3600, minimum=1),
@@ -206,6 +242,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         smoke_api_key=env.get("API_KEY") or None,
         smoke_tenant=env.get("TENANT_ID") or None,
         encryption_key=env.get("ENCRYPTION_KEY") or None,
+        encryption_keys_old=_list(env, "ENCRYPTION_KEYS_OLD"),
         alert_dedup_window=_int(env, "ALERT_DEDUP_WINDOW", 300, minimum=1),
         alerts_allow_private_targets=_bool(env, "ALERTS_ALLOW_PRIVATE_TARGETS", False),
         alert_dispatch=_bool(env, "ALERT_DISPATCH", True),

@@ -58,6 +58,17 @@ class NotFound(DomainError):
     detail = "not found"
 
 
+class RequestTimeout(DomainError):
+    """The request body did not arrive in time; the connection is closed after the answer."""
+
+    status = 408
+    detail = "the request body did not arrive in time"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
+
+
 class Conflict(DomainError):
     status = 409
     detail = "conflict"
@@ -114,6 +125,16 @@ class RateLimited(DomainError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyAttempts(RateLimited):
+    """Too many failed keys (or logins) from one client address in a window."""
+
+    def __init__(self, *, limit: int, window: int, retry_after: int) -> None:
+        DomainError.__init__(
+            self, f"more than {limit} attempts from this address in {window} s; "
+            f"retry after {retry_after} s", limit=limit)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(DomainError):

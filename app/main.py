@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from app import config, runtime
 from app.console_static import ConsoleFiles
 from app.errors import DomainError, render
+from app.guard import RequestGuard
 from app.handlers.metrics import metrics_app
 from app.observability import RequestObserver, configure_logging
 from app.validation import BodyLimit, CompiledJSONBodyValidator, CompiledParameterValidator
@@ -76,7 +77,7 @@ def create_app(settings: config.Settings | None = None) -> Any:
                        batch_concurrency=settings.batch_concurrency)
     for exc_type in (DomainError, ProblemException, HTTPException, Exception):
         app.add_error_handler(exc_type, render)
-    return RequestObserver(_MetricsRoute(app, settings))
+    return RequestObserver(RequestGuard(_MetricsRoute(app, settings), settings))
 
 
 class _MetricsRoute:
@@ -85,7 +86,8 @@ class _MetricsRoute:
 
     def __init__(self, app: Any, settings: config.Settings) -> None:
         self.app = app
-        self.metrics = metrics_app(settings.metrics_token, settings.prometheus_multiproc_dir)
+        self.metrics = metrics_app(settings.metrics_token, settings.prometheus_multiproc_dir,
+                                   production=settings.environment == "production")
         self.console = ConsoleFiles()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -44,6 +44,7 @@ class RequestState:
     request_id: str
     principal: Principal | None = None
     body: Any = None
+    key_refusal: Exception | None = None  # why X-Api-Key was refused (app/security.py)
 
     @staticmethod
     def operation_id(scope: dict[str, Any]) -> str | None:

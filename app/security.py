@@ -10,13 +10,62 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import Counter
+
 from app import runtime
-from app.errors import Forbidden, Unauthorized
+from app.config import Settings
+from app.errors import DomainError, Forbidden, Unauthorized
 from app.observability import request_state
 from app.services import keys as key_service
 from app.services import sessions as session_service
 from app.services.principal import Principal
+from app.services.ratelimit import AddressThrottle
 from generated.operations import BY_ID
+
+# No tenant label: a refused credential names no tenant (and an unknown one must not
+# become a label).
+AUTH_FAILURES = Counter("qcc_auth_failures_total",
+                        "Refused credentials (unknown or revoked key or session), by kind",
+                        ["kind"])
+AUTH_THROTTLED = Counter("qcc_auth_throttled_total",
+                         "Requests refused with 429 because their address sent too many "
+                         "refused credentials", ["kind"])
+
+_throttles: dict[int, AddressThrottle] = {}
+
+
+def failure_throttle(settings: Settings) -> AddressThrottle:
+    return _throttles.setdefault(
+        id(settings), AddressThrottle("credential", settings.auth_failures_per_minute))
+
+
+def client_address(request: Any) -> str:
+    """The peer's address, or a trusted proxy's X-Forwarded-For (uvicorn applies it only
+    for FORWARDED_ALLOW_IPS)."""
+    client = request.scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _refused(request: Any, kind: str, refusal: DomainError) -> DomainError:
+    """Counts a refused credential against the client's address: TooManyAttempts (429)
+    past AUTH_FAILURES_PER_MINUTE, else the refusal itself."""
+    rt = runtime.get()
+    AUTH_FAILURES.labels(kind).inc()
+    try:
+        await failure_throttle(rt.settings).count(pool=rt.pool, address=client_address(request))
+    except DomainError as exc:
+        if exc.status == 429:
+            AUTH_THROTTLED.labels(kind).inc()
+        return exc
+    return refusal
+
+
+def _check_throttle(request: Any, kind: str) -> None:
+    try:
+        failure_throttle(runtime.get().settings).check(client_address(request))
+    except DomainError:
+        AUTH_THROTTLED.labels(kind).inc()
+        raise
 
 
 def guard(principal: Principal, operation_id: str | None, x_tenant: str | None) -> None:
@@ -31,10 +80,18 @@ def guard(principal: Principal, operation_id: str | None, x_tenant: str | None) 
 
 async def api_key_info(apikey: str, request: Any) -> dict[str, Any]:
     rt = runtime.get()
+    state = request_state(request.scope)
+    try:
+        _check_throttle(request, "api_key")
+    except DomainError as exc:
+        state.key_refusal = exc
+        raise
     principal = await key_service.authenticate(pool=rt.pool, cache=rt.keys, secret=apikey)
     if principal is None:
-        raise Unauthorized("unknown or revoked API key")
-    state = request_state(request.scope)
+        # Kept: a refused X-Api-Key must not fall back to a session cookie (session_info).
+        state.key_refusal = await _refused(request, "api_key",
+                                           Unauthorized("unknown or revoked API key"))
+        raise state.key_refusal
     state.principal = principal
     guard(principal, state.operation_id(request.scope), request.headers.get("x-tenant"))
     rt.limiter.take(principal.tenant)
@@ -47,11 +104,16 @@ async def session_info(apikey: str, request: Any) -> dict[str, Any]:
     """The console's session cookie. Unsafe methods must also carry X-Requested-With:
     qc-console (CSRF protection on top of SameSite=Strict)."""
     rt = runtime.get()
+    state = request_state(request.scope)
+    if request.headers.get("x-api-key") is not None:
+        # The request named a key and it was refused: the cookie does not stand in for it.
+        raise state.key_refusal or Unauthorized("unknown or revoked API key")
+    _check_throttle(request, "session")
     found = await session_service.resolve(pool=rt.pool, settings=rt.settings, secret=apikey)
     if found is None:
-        raise Unauthorized("the console session has ended or expired; log in again")
+        raise await _refused(request, "session", Unauthorized(
+            "the console session has ended or expired; log in again"))
     principal, expires_at = found
-    state = request_state(request.scope)
     state.principal = principal
     if (request.scope.get("method") not in session_service.SAFE_METHODS
             and request.headers.get(session_service.CSRF_HEADER) != session_service.CSRF_VALUE):

@@ -18,6 +18,9 @@ from app.observability import RequestState, request_state
 
 MAX_ERRORS = 100
 MAX_INDEXES = 1000
+# No body in the contract nests deeper than ~6; the validator recurses per level and would
+# hit Python's recursion limit (a 500) long before orjson's own limit of 1024.
+MAX_DEPTH = 32
 _INDEX = re.compile(r"^/reports/(\d+)(?:/|$)")
 
 
@@ -46,6 +49,20 @@ def compiled(schema: dict[str, Any]) -> Any:
         validator = jsonschema_rs.Draft4Validator(to_json_schema(schema), validate_formats=True)
         _compiled[key] = validator
     return validator
+
+
+def too_deep(body: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when containers nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def pointer(path: Any) -> str:
@@ -77,6 +94,8 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise BadRequestProblem(detail=f"malformed JSON (UTF-8 required): {exc}") from None
+        if isinstance(body, (dict, list)) and too_deep(body):
+            raise BadRequest(f"JSON nested deeper than {MAX_DEPTH} levels")
         # Hand the parsed body to the handler: it is parsed once per request.
         request_state(scope).body = body
         return body

@@ -11,7 +11,13 @@ _settings = _app_config.load()
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn's worker with a limit on the request head's size and read time (app/server.py):
+# gunicorn's limit_request_line / limit_request_fields / limit_request_field_size apply to
+# its own sync workers only and do not reach uvicorn's (measured: a 64 MiB header was read).
+worker_class = "app.server.GuardedWorker"
+# X-Forwarded-For / X-Forwarded-Proto are believed only from these proxies (none by
+# default; gunicorn's own default trusts 127.0.0.1, which anyone on the host can be).
+forwarded_allow_ips = _settings.forwarded_allow_ips
 wsgi_app = "app.main:asgi()"
 graceful_timeout = 20
 timeout = 60

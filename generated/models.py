@@ -345,6 +345,21 @@ class ApiKeyCreated(BaseModel):
     created_at: AwareDatetime
 
 
+class ApiKeyRotated(BaseModel):
+    id: UUID
+    name: Annotated[str, Field(max_length=100)]
+    role: Role
+    prefix: Annotated[str, Field(max_length=32)]
+    secret: Annotated[
+        str, Field(description='The new secret; shown once.', max_length=128)
+    ]
+    rotated_at: AwareDatetime
+    previous_valid_until: Annotated[
+        AwareDatetime,
+        Field(description='Until when the previous secret is still accepted.'),
+    ]
+
+
 class ApiKeyList(BaseModel):
     items: Annotated[list[ApiKey], Field(max_length=10000)]
 

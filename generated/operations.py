@@ -22,6 +22,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation('keys.list_keys', 'GET', '/admin/keys', frozenset({'admin'}), True, 'app.handlers.keys.list_keys'),
     Operation('keys.create_key', 'POST', '/admin/keys', frozenset({'admin'}), True, 'app.handlers.keys.create_key'),
     Operation('keys.revoke_key', 'DELETE', '/admin/keys/{id}', frozenset({'admin'}), True, 'app.handlers.keys.revoke_key'),
+    Operation('keys.rotate_key', 'POST', '/admin/keys/{id}/rotate', frozenset({'admin'}), True, 'app.handlers.keys.rotate_key'),
     Operation('retention.run_retention', 'POST', '/admin/retention/run', frozenset({'admin'}), True, 'app.handlers.retention.run_retention'),
     Operation('alerts.list_rules', 'GET', '/alert-rules', frozenset({'admin', 'operator'}), True, 'app.handlers.alerts.list_rules'),
     Operation('alerts.create_rule', 'POST', '/alert-rules', frozenset({'admin'}), True, 'app.handlers.alerts.create_rule'),

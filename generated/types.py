@@ -228,6 +228,16 @@ class ApiKeyCreated(TypedDict):
     created_at: str
 
 
+class ApiKeyRotated(TypedDict):
+    id: str
+    name: str
+    role: Role
+    prefix: str
+    secret: str
+    rotated_at: str
+    previous_valid_until: str
+
+
 class ApiKeyList(TypedDict):
     items: list[ApiKey]
 

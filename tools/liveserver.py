@@ -90,6 +90,10 @@ def service_env(db: LiveDatabase, run_dir: Path, port: int, workers: int) -> dic
         "WEB_CONCURRENCY": str(workers),
         "API_KEYS": test_api_keys(),
         "RATE_LIMIT_PER_TENANT": "0",
+        # Attempt limits per client address are shared through the database, and every
+        # test server is 127.0.0.1: tests of those limits turn them on for their server.
+        "AUTH_FAILURES_PER_MINUTE": "0",
+        "CONSOLE_LOGIN_PER_MINUTE": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"),
         "COLLECTOR_DATA_DIR": str(run_dir),
         "COLLECTOR_ENV": "test",

@@ -9,13 +9,13 @@ from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
 from app.handlers._http import body, json, principal
+from app.security import client_address
 from app.services import sessions as session_service
 
 
 async def create_session() -> ConnexionResponse:
     rt = runtime.get()
-    client = request.scope.get("client")
-    address = client[0] if client else "unknown"
+    address = client_address(request)
     secret, who, expires = await session_service.login(
         pool=rt.pool, cache=rt.keys, settings=rt.settings, api_key=body()["api_key"],
         address=address)
@@ -30,7 +30,8 @@ async def delete_session(token_info: dict[str, Any]) -> ConnexionResponse:
     if secret:
         await session_service.logout(pool=rt.pool, principal=principal(token_info), secret=secret)
     clear = session_service.cookie_header("", rt.settings, max_age=0)
-    return ConnexionResponse(status_code=204, headers={"Set-Cookie": clear})
+    return ConnexionResponse(status_code=204, headers={"Set-Cookie": clear,
+                                                       "Cache-Control": "no-store"})
 
 
 async def get_session(token_info: dict[str, Any]) -> ConnexionResponse:

@@ -40,6 +40,22 @@ async def list_keys(token_info: dict[str, Any]) -> ConnexionResponse:
     return json({"items": [_shape(r) for r in records]})
 
 
+async def rotate_key(token_info: dict[str, Any], id: str) -> ConnexionResponse:
+    caller, rt = principal(token_info), runtime.get()
+    try:
+        key_id = UUID(id)
+    except ValueError:
+        raise NotFound("no active key with this id in the tenant") from None
+    rotated = await key_service.rotate(pool=rt.pool, tenant=caller.tenant, key_id=key_id,
+                                       grace_seconds=rt.settings.key_rotation_grace,
+                                       actor_key=caller.key_id)
+    shaped = _shape(rotated.record)
+    answer = {k: shaped[k] for k in ("id", "name", "role", "prefix")}
+    answer.update(secret=rotated.secret, rotated_at=rfc3339(rotated.record["rotated_at"]),
+                  previous_valid_until=rfc3339(rotated.record["previous_valid_until"]))
+    return json(answer)
+
+
 async def revoke_key(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     caller = principal(token_info)
     try:

@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from app.config import ConfigError
 from app.errors import problem_response
 
 
@@ -20,7 +21,12 @@ def _registry(multiprocess_dir: str | None) -> Any:
     return REGISTRY
 
 
-def metrics_app(token: str | None, multiprocess_dir: str | None) -> Any:
+def metrics_app(token: str | None, multiprocess_dir: str | None, *,
+                production: bool = False) -> Any:
+    # The metrics name tenants (labels): production never serves them without a token.
+    if token is None and production:
+        raise ConfigError("METRICS_TOKEN is required when COLLECTOR_ENV=production")
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if token is not None:
             given = dict(scope.get("headers", ())).get(b"authorization", b"").decode("latin-1")
@@ -28,7 +34,8 @@ def metrics_app(token: str | None, multiprocess_dir: str | None) -> Any:
                 response = problem_response(401, "bearer METRICS_TOKEN required")
                 await send({"type": "http.response.start", "status": 401, "headers": [
                     (b"content-type", b"application/problem+json"),
-                    (b"www-authenticate", b"Bearer")]})
+                    (b"www-authenticate", b'Bearer realm="metrics"'),
+                    (b"cache-control", b"no-store")]})
                 await send({"type": "http.response.body", "body": response.body})
                 return
         data = generate_latest(_registry(multiprocess_dir))

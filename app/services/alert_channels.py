@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import random
+import re
 import smtplib
 import time
 from dataclasses import dataclass
@@ -166,12 +167,22 @@ def pagerduty_payload(message: Message, routing_key: str) -> dict[str, Any]:
             "client": "QC Collector"}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_value(value: str) -> str:
+    """A header value from report data: control characters (CR, LF, tab, ...) become one
+    space — the email library refuses a header with a line break (the send would fail)
+    and another transport might let it start a new header."""
+    return _CONTROL.sub(" ", value)
+
+
 def email_message(message: Message, *, sender: str, to: list[str]) -> EmailMessage:
     mail = EmailMessage()
-    mail["Subject"] = f"[QC Collector] [{message.level}] {message.summary}"[:250]
+    mail["Subject"] = header_value(f"[QC Collector] [{message.level}] {message.summary}")[:250]
     mail["From"] = sender
     mail["To"] = ", ".join(to)
-    mail["X-QCC-Dedup-Key"] = message.dedup_key
+    mail["X-QCC-Dedup-Key"] = header_value(message.dedup_key)
     mail.set_content(f"{message.summary}\n\n" + "\n".join(_facts(message)) + "\n")
     return mail
 

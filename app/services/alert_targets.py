@@ -2,7 +2,8 @@
 
 A target must be https and must resolve only to public (globally routable) addresses:
 loopback, private, link-local (169.254.169.254 and other cloud metadata endpoints),
-shared, reserved and unspecified ranges are refused, IPv4-mapped IPv6 included — unless
+shared, reserved and unspecified ranges are refused, and an IPv6 form that carries an
+IPv4 address (mapped, compatible, NAT64, 6to4, Teredo) is judged by that address — unless
 ALERTS_ALLOW_PRIVATE_TARGETS is set, which also allows plain http. The URL is checked
 when a rule is created (scheme, literal addresses, local names), and again at every send,
 where the guard sits in the HTTP client's connect step: the host is resolved, every
@@ -38,13 +39,40 @@ class TargetRefused(Exception):
     """The URL may not be called (scheme or address); the message says why, safely."""
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 2765)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries (mapped, compatible, translated, NAT64, 6to4,
+    Teredo):
+    a packet to it may reach that IPv4 host, so that is the address to judge."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's (de-obfuscated) address
+    if ip in NAT64 or ip in IPV4_COMPATIBLE or ip in IPV4_TRANSLATED:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_allowed(raw: str) -> bool:
     try:
         ip = ipaddress.ip_address(raw.split("%", 1)[0])  # drop an IPv6 zone id
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL:
+            return False  # local-use NAT64: the embedded address is not at a fixed place
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            if ip in IPV4_COMPATIBLE and int(ip) <= 1:
+                return False  # :: and ::1
+            return embedded.is_global and not embedded.is_multicast
     return ip.is_global and not ip.is_multicast
 
 

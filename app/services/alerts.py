@@ -136,6 +136,9 @@ def encode_cursor(at: datetime, notification_id: UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(data, dict) and isinstance(data.get("a"), str)
+                and isinstance(data.get("i"), str)):
+            raise ValueError("cursor fields")
         at, notification_id = datetime.fromisoformat(data["a"]), UUID(data["i"])
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise BadRequest("cursor is not valid; start again without it") from None

@@ -26,6 +26,9 @@ class AuditPage:
     next_cursor: str | None
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def encode_cursor(at: datetime, event_id: int) -> str:
     raw = orjson.dumps({"a": at.isoformat(), "i": event_id})
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -34,6 +37,10 @@ def encode_cursor(at: datetime, event_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        # Checked, not assumed: a forged id must not overflow bigint in the query.
+        if not (isinstance(data, dict) and isinstance(data.get("a"), str)
+                and type(data.get("i")) is int and 0 < data["i"] <= BIGINT_MAX):
+            raise ValueError("cursor fields")
         at, event_id = datetime.fromisoformat(data["a"]), int(data["i"])
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise BadRequest("cursor is not valid; start again without it") from None

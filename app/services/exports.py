@@ -237,12 +237,24 @@ class TooManyRows(Exception):
     pass
 
 
+# OWASP's CSV injection rule: a cell a spreadsheet would read as a formula (or whose
+# leading tab/CR it would drop to reveal one) starts with a single quote instead.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows: list[tuple[Any, ...]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for r in rows:
-        writer.writerow((r[0], rfc3339(r[1]), r[2], r[3], r[4], r[5] or "", r[6], r[7], r[8],
-                         r[9], r[10], r[11], r[12], "true" if r[13] else "false"))
+        writer.writerow([csv_cell(v) for v in (
+            r[0], rfc3339(r[1]), r[2], r[3], r[4], r[5] or "", r[6], r[7], r[8],
+            r[9], r[10], r[11], r[12], "true" if r[13] else "false")])
     return out.getvalue().encode()
 
 

@@ -129,6 +129,29 @@ async def list_keys(*, pool: Any, tenant: str) -> list[dict[str, Any]]:
         return await key_store.list_(conn, tenant=tenant)
 
 
+@dataclass(frozen=True, slots=True)
+class RotatedKey:
+    record: dict[str, Any]
+    secret: str  # shown once
+
+
+async def rotate(*, pool: Any, tenant: str, key_id: UUID, grace_seconds: int,
+                 actor_key: UUID | None = None, actor: str = "api") -> RotatedKey:
+    """A new secret for the key; the previous one is accepted for grace_seconds more (each
+    worker's cache holds a secret for at most KEY_CACHE_SECONDS after its grace ends).
+    Audited as key.rotate by the api_keys trigger."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=actor) as conn:
+        record = await key_store.rotate(conn, tenant=tenant, key_id=key_id,
+                                        secret_sha256=hash_secret(secret),
+                                        prefix=display_prefix(secret),
+                                        grace_seconds=grace_seconds)
+    if record is None:
+        raise NotFound("no active key with this id in the tenant (keys from API_KEYS are "
+                       "rotated by changing API_KEYS)")
+    return RotatedKey(record, secret)
+
+
 async def revoke(*, pool: Any, tenant: str, key_id: UUID, actor_key: UUID | None = None,
                  actor: str = "api") -> None:
     async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=actor) as conn:

@@ -113,6 +113,10 @@ def decode_cursor(cursor: str, sort: str) -> tuple[datetime, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = orjson.loads(raw)
+        # A cursor comes back from the client: every field's type is checked, not assumed.
+        if not (isinstance(data, dict) and isinstance(data.get("t"), str)
+                and isinstance(data.get("i"), str) and isinstance(data.get("s"), str)):
+            raise ValueError("cursor fields")
         moment = datetime.fromisoformat(data["t"])
         report_id = UUID(data["i"])
         cursor_sort = data["s"]

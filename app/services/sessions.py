@@ -5,31 +5,32 @@ tenant, role and id, a lifetime (CONSOLE_SESSION_TTL) and an idle timeout
 (CONSOLE_SESSION_IDLE). Every cookie request looks the session up, so a logout or a
 revoked key ends it on every worker and replica at once. Logins and logouts are audited
 by a trigger on console_sessions; failed logins (no tenant to audit them in) are logged
-and, like every attempt, rate-limited per client address.
+and, like every attempt, rate-limited per client address (shared by every worker).
+The session's role is its key's role at each request (a changed role applies at once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.config import Settings
-from app.errors import RateLimited, Unauthorized
+from app.errors import Unauthorized
 from app.services import keys as key_service
 from app.services.canonical import rfc3339
 from app.services.keys import KeyCache
 from app.services.principal import Principal
+from app.services.ratelimit import AddressThrottle
 from app.storage import sessions as session_store
 from app.storage.db import connection, tenant_transaction
 
 log = logging.getLogger("qc_collector.sessions")
 
-COOKIE = "qcc_session"
+COOKIE = "__Host-qcc_session"  # the prefix: Secure, Path=/, no Domain (no subdomain sets it)
+INSECURE_COOKIE = "qcc_session"  # plain-http development only (renamed in app/guard.py)
 CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "qc-console"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -39,40 +40,21 @@ def digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-class LoginLimiter:
-    """Login attempts per client address per minute (token bucket, per worker process)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, address: str) -> None:
-        if self.per_minute <= 0:
-            return
-        rate = self.per_minute / 60.0
-        now = time.monotonic()
-        if len(self._buckets) > 10_000:
-            self._buckets.clear()
-        tokens, at = self._buckets.get(address, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - at) * rate)
-        if tokens < 1.0:
-            self._buckets[address] = (tokens, now)
-            raise RateLimited(limit=self.per_minute, burst=self.per_minute,
-                              retry_after=max(1, math.ceil((1.0 - tokens) / rate)))
-        self._buckets[address] = (tokens - 1.0, now)
+_limiters: dict[int, AddressThrottle] = {}
 
 
-_limiters: dict[int, LoginLimiter] = {}
-
-
-def limiter(settings: Settings) -> LoginLimiter:
-    return _limiters.setdefault(id(settings), LoginLimiter(settings.console_login_per_minute))
+def limiter(settings: Settings) -> AddressThrottle:
+    """Login attempts per client address per minute, counted in PostgreSQL (shared by
+    every worker and replica)."""
+    return _limiters.setdefault(
+        id(settings), AddressThrottle("login", settings.console_login_per_minute))
 
 
 async def login(*, pool: Any, cache: KeyCache, settings: Settings, api_key: str,
                 address: str) -> tuple[str, Principal, datetime]:
     """Returns the cookie's secret, the principal and when the session expires."""
-    limiter(settings).take(address)
+    limiter(settings).check(address)
+    await limiter(settings).count(pool=pool, address=address)
     principal = await key_service.authenticate(pool=pool, cache=cache, secret=api_key)
     if principal is None:
         log.warning("console login refused: unknown or revoked API key")
@@ -111,7 +93,8 @@ def describe(who: Principal, *, cookie: bool, expires_at: datetime | None) -> di
 
 def cookie_header(secret: str, settings: Settings, *, max_age: int | None = None) -> str:
     age = settings.console_session_ttl if max_age is None else max_age
-    parts = [f"{COOKIE}={secret}", "Path=/", "HttpOnly", "SameSite=Strict", f"Max-Age={age}"]
+    name = INSECURE_COOKIE if settings.console_insecure_cookies else COOKIE
+    parts = [f"{name}={secret}", "Path=/", "HttpOnly", "SameSite=Strict", f"Max-Age={age}"]
     if not settings.console_insecure_cookies:
         parts.append("Secure")
     return "; ".join(parts)

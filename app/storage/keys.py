@@ -49,3 +49,21 @@ async def revoke(conn: Connection, *, tenant: str, key_id: UUID) -> bool:
 
 async def touch(conn: Connection, *, tenant: str, key_id: UUID) -> None:
     await conn.execute(q("touch_api_key"), {"tenant": tenant, "id": key_id})
+
+
+async def rotate(conn: Connection, *, tenant: str, key_id: UUID, secret_sha256: bytes,
+                 prefix: str, grace_seconds: int) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q("rotate_api_key"), {
+            "tenant": tenant, "id": key_id, "secret_sha256": secret_sha256, "prefix": prefix,
+            "grace_seconds": grace_seconds})
+        return await cur.fetchone()
+
+
+async def count_attempt(conn: Connection, *, scope: str, address: str,
+                        window: int) -> tuple[int, Any]:
+    cur = await conn.execute(q("count_auth_attempt"), {
+        "scope": scope, "address": address, "window": window})
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]

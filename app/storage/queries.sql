@@ -210,6 +210,22 @@ RETURNING id;
 UPDATE api_keys SET last_used_at = now()
  WHERE tenant_id = %(tenant)s AND id = %(id)s;
 
+-- name: rotate_api_key
+-- A new secret for a live key; the previous one keeps working for grace_seconds more.
+UPDATE api_keys
+   SET previous_secret_sha256 = secret_sha256,
+       previous_valid_until = now() + make_interval(secs => %(grace_seconds)s),
+       secret_sha256 = %(secret_sha256)s, prefix = %(prefix)s, rotated_at = now()
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND revoked_at IS NULL
+   AND origin <> 'env'  -- API_KEYS entries are rotated where they are defined
+RETURNING id, name, role, prefix, origin, created_at, last_used_at, revoked_at,
+          rotated_at, previous_valid_until;
+
+-- name: count_auth_attempt
+-- One attempt from a client address in the current window (every worker and replica
+-- share the count); definer function: no tenant is known yet.
+SELECT attempts, window_end FROM qcc_count_attempt(%(scope)s, %(address)s, %(window)s);
+
 -- name: lock_tenant_exports
 -- Serialises export requests of one tenant (the running-jobs limit and dedup).
 SELECT pg_advisory_xact_lock(hashtextextended('exports:' || %(tenant)s, 0));
