@@ -9,6 +9,8 @@ from pathlib import Path
 
 ROLES = ("viewer", "operator", "auditor", "admin")
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A key is guessed online only (throttled per address), but 8 characters was too few.
+MIN_SECRET_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -40,8 +42,9 @@ def parse_api_keys(raw: str) -> tuple[BootstrapKey, ...]:
             raise ConfigError(f"API_KEYS entry {position + 1} is not tenant:role:secret")
         if not TENANT_PATTERN.match(tenant):
             raise ConfigError(f"API_KEYS entry {position + 1}: tenant must match {TENANT_PATTERN.pattern}")
-        if len(secret) < 8:
-            raise ConfigError(f"API_KEYS entry {position + 1}: secret must be at least 8 characters")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"API_KEYS entry {position + 1}: secret must be at least "
+                              f"{MIN_SECRET_LENGTH} characters")
         keys.append(BootstrapKey(tenant, role, secret))
     return tuple(keys)
 

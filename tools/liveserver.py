@@ -3,6 +3,7 @@ smoke runs and benchmarks — and stop both, leaving nothing running."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -100,6 +101,25 @@ def service_env(db: LiveDatabase, run_dir: Path, port: int, workers: int) -> dic
     }
 
 
+# What the secrets search (tests/security) looks for in what these processes wrote.
+SECRET_ENV = ("API_KEYS", "METRICS_TOKEN", "SIGNING_KEY", "EXPORT_SIGN_SECRET",
+              "EXPORT_SIGN_SECRETS_OLD", "ENCRYPTION_KEY", "ENCRYPTION_KEYS_OLD",
+              "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "PAGERDUTY_INTEGRATION_KEY")
+
+
+def _ledger(env: dict[str, str], log_path: Path) -> None:
+    """With QCC_SECRET_LEDGER set (the test session's recorder), note this process's
+    secret settings and its log file."""
+    ledger = os.environ.get("QCC_SECRET_LEDGER")
+    if not ledger:
+        return
+    entry = {"kind": "process", "log": str(log_path),
+             "data_dir": env.get("COLLECTOR_DATA_DIR", ""),
+             "env": {k: env[k] for k in SECRET_ENV if env.get(k)}}
+    with open(ledger, "a") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
 def start_server(db: LiveDatabase, *, workers: int = 2, env: dict[str, str] | None = None,
                  run_dir: Path | None = None) -> LiveServer:
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix="qcc-srv-"))
@@ -107,6 +127,7 @@ def start_server(db: LiveDatabase, *, workers: int = 2, env: dict[str, str] | No
     port = free_port()
     full_env = {**service_env(db, run_dir, port, workers), **(env or {})}
     log_path = run_dir / "server.log"
+    _ledger(full_env, log_path)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py")],
@@ -150,6 +171,7 @@ def start_worker(db: LiveDatabase, *, run_dir: Path, env: dict[str, str] | None 
     run_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**service_env(db, run_dir, free_port(), 1), **(env or {})}  # PORT unused
     log_path = run_dir / f"{name}.log"
+    _ledger(full_env, log_path)
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT,
                                    env=full_env, stdout=log, stderr=subprocess.STDOUT)

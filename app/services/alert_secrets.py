@@ -3,7 +3,8 @@
 A sealed value is: version byte, 4-byte key id (sha256 prefix of the key, so a value
 sealed under another key is recognised as such), 12-byte random nonce, ciphertext+tag.
 The associated data binds it to its tenant and rule, so a copied ciphertext does not
-open in another row. Outside production a key is generated under the data dir (shared
+open in another row. Old keys (ENCRYPTION_KEYS_OLD) still open what they sealed until
+`qc-collector rotate-encryption` re-seals it. Outside production a key is generated under the data dir (shared
 by the API and a worker on the same machine); production refuses to start without one.
 """
 
@@ -23,6 +24,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.config import ConfigError, Settings
 from app.services.local_secrets import read_or_create
+from app.storage import alerts as alert_store
+from app.storage import retention as retention_store
+from app.storage.db import connection, tenant_transaction
 
 VERSION = 1
 
@@ -32,11 +36,16 @@ class SecretsUnreadable(Exception):
 
 
 class Vault:
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
+    """Seals under ENCRYPTION_KEY; opens under it or any key of ENCRYPTION_KEYS_OLD (the
+    key id in the sealed value says which), so the key can be rotated without downtime."""
+
+    def __init__(self, key: bytes, old: tuple[bytes, ...] = ()) -> None:
+        if len(key) != 32 or any(len(k) != 32 for k in old):
             raise ConfigError("ENCRYPTION_KEY must be the base64 of exactly 32 bytes")
         self._aead = AESGCM(key)
         self.key_id = hashlib.sha256(key).digest()[:4]
+        self._ring = {hashlib.sha256(k).digest()[:4]: AESGCM(k) for k in old}
+        self._ring[self.key_id] = self._aead
 
     def seal(self, value: Any, *, context: str) -> bytes:
         nonce = os.urandom(12)
@@ -46,12 +55,21 @@ class Vault:
     def open(self, sealed: bytes, *, context: str) -> Any:
         if len(sealed) < 17 + 16 or sealed[0] != VERSION:
             raise SecretsUnreadable("unknown format")
-        if sealed[1:5] != self.key_id:
-            raise SecretsUnreadable("sealed under another ENCRYPTION_KEY")
+        aead = self._ring.get(bytes(sealed[1:5]))
+        if aead is None:
+            raise SecretsUnreadable("sealed under a key that is neither ENCRYPTION_KEY nor "
+                                    "in ENCRYPTION_KEYS_OLD")
         try:
-            return orjson.loads(self._aead.decrypt(sealed[5:17], sealed[17:], context.encode()))
+            return orjson.loads(aead.decrypt(sealed[5:17], sealed[17:], context.encode()))
         except InvalidTag:
             raise SecretsUnreadable("does not authenticate") from None
+
+    def current(self, sealed: bytes) -> bool:
+        """Sealed under ENCRYPTION_KEY itself (nothing to re-seal)."""
+        return bytes(sealed[1:5]) == self.key_id
+
+    def reseal(self, sealed: bytes, *, context: str) -> bytes:
+        return self.seal(self.open(sealed, context=context), context=context)
 
 
 def parse_key(raw: str) -> bytes:
@@ -66,13 +84,45 @@ def parse_key(raw: str) -> bytes:
 
 @cache
 def vault(settings: Settings) -> Vault:
+    old = tuple(parse_key(k) for k in settings.encryption_keys_old)
     if settings.encryption_key:
-        return Vault(parse_key(settings.encryption_key))
+        return Vault(parse_key(settings.encryption_key), old)
     if settings.environment == "production":
         raise ConfigError("ENCRYPTION_KEY is required when COLLECTOR_ENV=production")
     raw = read_or_create(settings.data_dir / "encryption-key",
                          lambda: base64.b64encode(os.urandom(32)), what="ENCRYPTION_KEY")
-    return Vault(parse_key(raw.decode()))
+    return Vault(parse_key(raw.decode()), old)
+
+
+async def reseal_all(*, pool: Any, settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
+    """`qc-collector rotate-encryption`: every rule's sealed secrets that are not under
+    ENCRYPTION_KEY are opened with ENCRYPTION_KEYS_OLD and sealed again under it, one
+    transaction per tenant, audited (encryption.rotate) where anything changed. Running
+    it again changes nothing. Returns (re-sealed, unreadable) counts per tenant; an
+    unreadable rule (its key is in neither setting) is left as it is."""
+    keys = vault(settings)
+    async with connection(pool) as conn:
+        tenants = await retention_store.tenants(conn)
+    resealed: dict[str, int] = {}
+    unreadable: dict[str, int] = {}
+    for tenant in tenants:
+        async with tenant_transaction(pool, tenant, actor="cli") as conn:
+            count = 0
+            for rule_id, sealed in await alert_store.sealed_rules(conn, tenant=tenant):
+                if keys.current(sealed):
+                    continue
+                try:
+                    fresh = keys.reseal(sealed, context=rule_context(tenant, rule_id))
+                except SecretsUnreadable:
+                    unreadable[tenant] = unreadable.get(tenant, 0) + 1
+                    continue
+                await alert_store.reseal_rule(conn, tenant=tenant, rule_id=rule_id, sealed=fresh)
+                count += 1
+            if count:
+                await alert_store.audit_reseal(conn, tenant=tenant, count=count,
+                                               key_id=keys.key_id.hex())
+                resealed[tenant] = count
+    return resealed, unreadable
 
 
 def rule_context(tenant: str, rule_id: object) -> str:

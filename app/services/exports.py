@@ -201,10 +201,14 @@ async def download(*, pool: Any, settings: Settings, export_id: UUID, expires: i
                    now: float | None = None) -> Download:
     async with pool.connection() as conn:
         found = await export_store.find(conn, export_id=export_id)
-    secret = sign_secret(settings)
-    expected = (url_signature(secret, found["tenant_id"], export_id, found["sha256"] or "", expires)
-                if found else url_signature(secret, "", export_id, "", expires))
-    if found is None or not found["sha256"] or not hmac.compare_digest(expected, sig):
+    # The current secret, then the previous ones (EXPORT_SIGN_SECRETS_OLD): a rotation
+    # leaves every outstanding link working until it expires.
+    tenant, sha256 = (found["tenant_id"], found["sha256"] or "") if found else ("", "")
+    valid = False
+    for secret in (sign_secret(settings), *(s.encode() for s in settings.export_sign_secrets_old)):
+        expected = url_signature(secret, tenant, export_id, sha256, expires)
+        valid = hmac.compare_digest(expected, sig) or valid
+    if found is None or not found["sha256"] or not valid:
         raise Forbidden("this download link is not valid")
     if expires < (now or time.time()):
         raise Gone("this download link has expired; ask GET /exports/{id} for a new one")
@@ -251,10 +255,15 @@ def csv_cell(value: Any) -> Any:
 def _csv_lines(rows: list[tuple[Any, ...]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    # The minimal dialect quotes a field with "\n" but not one with a lone "\r", which
+    # readers take for a line end: a row holding one is quoted throughout.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for r in rows:
-        writer.writerow([csv_cell(v) for v in (
+        cells = [csv_cell(v) for v in (
             r[0], rfc3339(r[1]), r[2], r[3], r[4], r[5] or "", r[6], r[7], r[8],
-            r[9], r[10], r[11], r[12], "true" if r[13] else "false")])
+            r[9], r[10], r[11], r[12], "true" if r[13] else "false")]
+        carriage = any(isinstance(c, str) and "\r" in c for c in cells)
+        (quoted if carriage else writer).writerow(cells)
     return out.getvalue().encode()
 
 

@@ -81,6 +81,22 @@ async def rule_secrets(conn: Connection, *, tenant: str,
     return {row[0]: (bytes(row[1]), bool(row[2])) for row in await cur.fetchall()}
 
 
+async def sealed_rules(conn: Connection, *, tenant: str) -> list[tuple[UUID, bytes]]:
+    """Every rule's sealed secrets, locked for re-sealing (deleted rules included)."""
+    cur = await conn.execute(q("sealed_alert_rules"), {"tenant": tenant})
+    return [(row[0], bytes(row[1])) for row in await cur.fetchall()]
+
+
+async def reseal_rule(conn: Connection, *, tenant: str, rule_id: UUID, sealed: bytes) -> None:
+    await conn.execute(q("reseal_alert_rule"), {"tenant": tenant, "id": rule_id,
+                                                "secrets": sealed})
+
+
+async def audit_reseal(conn: Connection, *, tenant: str, count: int, key_id: str) -> None:
+    await conn.execute(q("audit_alert_reseal"), {
+        "tenant": tenant, "details": Jsonb({"rules": count, "key_id": key_id})})
+
+
 async def finish(conn: Connection, *, tenant: str, delivery_id: UUID, claim_id: UUID,
                  status: str, last_status: int | None, last_error: str | None,
                  delay: float = 0.0) -> bool:

@@ -476,6 +476,16 @@ RETURNING d.id, d.notification_id, d.rule_id, d.channel_no, d.channel_type, d.ta
 SELECT id, secrets, fallback IS NOT NULL AS has_fallback
   FROM alert_rules WHERE tenant_id = %(tenant)s AND id = ANY(%(ids)s::uuid[]);
 
+-- name: sealed_alert_rules
+-- qc-collector rotate-encryption: every rule of the tenant, locked while re-sealed.
+SELECT id, secrets FROM alert_rules WHERE tenant_id = %(tenant)s ORDER BY id FOR UPDATE;
+
+-- name: reseal_alert_rule
+UPDATE alert_rules SET secrets = %(secrets)s WHERE tenant_id = %(tenant)s AND id = %(id)s;
+
+-- name: audit_alert_reseal
+SELECT qcc_audit(%(tenant)s, 'encryption.rotate', 'alert_rules', 'all', %(details)s);
+
 -- name: active_alert_rules_by_id
 SELECT id, name, channels, fallback
   FROM alert_rules

@@ -70,6 +70,7 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "keys.create_key": lambda ctx: Call(201, json={"name": ctx.marker, "role": "viewer"}),
     "keys.list_keys": lambda ctx: Call(200),
     "keys.revoke_key": lambda ctx: Call(204, path_params={"id": ctx.key_id}, content_type=None),
+    "keys.rotate_key": lambda ctx: Call(200, path_params={"id": ctx.key_id}),
     "audit.list_events": lambda ctx: Call(200, params={"limit": 5}),
     # an identical request returns the running export: repeated calls stay under the limit
     "exports.create_export": lambda ctx: Call(202, json={"format": "csv", "since": "-1m"}),

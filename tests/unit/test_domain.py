@@ -58,13 +58,13 @@ def test_offsets_beyond_postgres_range_are_normalised_to_utc():
 
 
 def test_api_keys_parsing():
-    keys = parse_api_keys("acme:viewer:secret-123456, globex:op-secret-123")
+    keys = parse_api_keys("acme:viewer:secret-1234567890, globex:op-secret-1234567")
     assert [(k.tenant, k.role, k.secret) for k in keys] == [
-        ("acme", "viewer", "secret-123456"), ("globex", "operator", "op-secret-123")]
+        ("acme", "viewer", "secret-1234567890"), ("globex", "operator", "op-secret-1234567")]
     with pytest.raises(ConfigError, match="entry 1"):
         parse_api_keys("bad tenant!:admin:secret-123456")
-    with pytest.raises(ConfigError, match="at least 8"):
-        parse_api_keys("acme:admin:short")
+    with pytest.raises(ConfigError, match="at least 16"):
+        parse_api_keys("acme:admin:only-15-chars-x")
 
 
 def test_cursor_round_trip_and_rejections():
