@@ -97,7 +97,7 @@ def test_every_id_operation_is_covered() -> None:
 
 
 @pytest.mark.parametrize("op", [op for op in WITH_ID if op.id not in SIGNED], ids=lambda op: op.id)
-def test_another_tenants_id_and_an_unknown_id_are_indistinguishable(http: httpx.Client,
+def test_another_tenants_id_and_an_unknown_id_are_indistinguishable(http: httpx.Client, worker: Any,
                                                                     op: Operation) -> None:
     foreign = ACME_IDS[op.id](http)
     role = strongest(op)
@@ -119,7 +119,8 @@ def test_another_tenants_id_and_an_unknown_id_are_indistinguishable(http: httpx.
         assert http.get(op.path.format(id=foreign), headers=headers()).status_code == 200
 
 
-def test_a_download_link_for_another_id_or_an_unknown_id_is_refused_alike(http: httpx.Client) -> None:
+def test_a_download_link_for_another_id_or_an_unknown_id_is_refused_alike(http: httpx.Client,
+                                                                         worker: Any) -> None:
     export = acme_export(http)
     query = dict(parse_qsl(urlsplit(export["download_url"]).query))
     other = acme_export_of(http, "globex")

@@ -89,7 +89,7 @@ One env entry from the Secret: include "qc-collector.secretEnv" (list $ "ENV_NAM
 {{ include "qc-collector.secretEnv" (list . "EXPORT_SIGN_SECRET" "exportSignSecret" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEY" "encryptionKey" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "API_KEYS" "apiKeys" true) }}
-{{ include "qc-collector.secretEnv" (list . "METRICS_TOKEN" "metricsToken" true) }}
+{{ include "qc-collector.secretEnv" (list . "METRICS_TOKEN" "metricsToken" (not $production)) }}
 {{- end }}
 
 {{/*
