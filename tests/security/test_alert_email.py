@@ -5,6 +5,7 @@ server, a real dispatcher (qc-collector worker) and a real SMTP receiver."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -60,7 +61,8 @@ def test_line_breaks_in_a_subject_do_not_break_the_alert_email(mail_stack: Any) 
     messages = mailbox.to(to)
     assert messages, "the first email of the window was not delivered"
     mail = messages[0]
-    assert "\r" not in mail["Subject"] and "\n" not in mail["Subject"]
-    assert "dataset:orders" in mail["Subject"] and "Bcc:" in mail["Subject"]  # kept, as text
+    subject = re.sub(r"\r?\n[ \t]", " ", mail["Subject"])  # the transport's own line folding
+    assert "\r" not in subject and "\n" not in subject, subject
+    assert "dataset:orders" in subject and "Bcc:" in subject  # kept, as text
     assert mail["Bcc"] is None and mail["X-Injected"] is None
     assert not any("victim@evil.example" in rcpt for rcpt, _ in mailbox.messages)

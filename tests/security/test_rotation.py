@@ -226,10 +226,12 @@ def test_encryption_key_rotation_keeps_alerts_flowing(own_database: LiveDatabase
 
 # -- EXPORT_SIGN_SECRET ----------------------------------------------------------------
 
-def test_old_download_links_verify_until_they_expire(database: LiveDatabase,
+def test_old_download_links_verify_until_they_expire(database: LiveDatabase, server: LiveServer,
                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
     base = tmp_path_factory.mktemp("sign-rotation")
-    shared = {"EXPORT_DIR": str(base / "exports")}  # every server reads the same files
+    # Every server here reads the files where the session's server does: the session's
+    # worker (same database, same job queue) may be the one that runs this export.
+    shared = {"EXPORT_DIR": str(server.log_path.parent / "exports")}
     old_secret, new_secret = "s1-" + "a" * 40, "s2-" + "b" * 40
     processes: list[Any] = []
 
