@@ -122,9 +122,11 @@ class Settings:
     forwarded_allow_ips: str = ""
     cors_allow_origins: tuple[str, ...] = ()
     idempotency_ttl_hours: int = 24
+    idempotency_in_flight_seconds: int = 60
     batch_concurrency: int = 2
     db_pool_min: int = 2
     db_pool_max: int = 10
+    db_pool_timeout: float = 10.0
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)
     auth_failures_per_minute: int = 30
@@ -218,9 +220,11 @@ def load(env: dict[str, str] | None = None) -> Settings:
         forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
         cors_allow_origins=_list(env, "CORS_ALLOW_ORIGINS"),
         idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24, minimum=24),
+        idempotency_in_flight_seconds=_int(env, "IDEMPOTENCY_IN_FLIGHT_SECONDS", 60, minimum=1),
         batch_concurrency=_int(env, "BATCH_CONCURRENCY", 2, minimum=1),
         db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
+        db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 10.0, minimum=0.1),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_token=_metrics_token(env),
         auth_failures_per_minute=_int(env, "AUTH_FAILURES_PER_MINUTE", 30),

@@ -24,8 +24,9 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 
 from app.config import Settings
-from app.errors import RequestTimeout, problem_response
+from app.errors import RequestTimeout
 from app.observability import RequestState, request_state
+from app.problems import problem_response
 
 WWW_AUTHENTICATE = b'ApiKey realm="qc-collector", header="X-Api-Key"'
 VARY = b"X-Api-Key, Cookie, X-Tenant"

@@ -52,7 +52,7 @@ async def _refused(request: Any, kind: str, refusal: DomainError) -> DomainError
     rt = runtime.get()
     AUTH_FAILURES.labels(kind).inc()
     try:
-        await failure_throttle(rt.settings).count(pool=rt.pool, address=client_address(request))
+        await failure_throttle(rt.settings).count(db=rt.db, address=client_address(request))
     except DomainError as exc:
         if exc.status == 429:
             AUTH_THROTTLED.labels(kind).inc()
@@ -86,7 +86,7 @@ async def api_key_info(apikey: str, request: Any) -> dict[str, Any]:
     except DomainError as exc:
         state.key_refusal = exc
         raise
-    principal = await key_service.authenticate(pool=rt.pool, cache=rt.keys, secret=apikey)
+    principal = await key_service.authenticate(db=rt.db, cache=rt.keys, secret=apikey)
     if principal is None:
         # Kept: a refused X-Api-Key must not fall back to a session cookie (session_info).
         state.key_refusal = await _refused(request, "api_key",
@@ -96,7 +96,7 @@ async def api_key_info(apikey: str, request: Any) -> dict[str, Any]:
     guard(principal, state.operation_id(request.scope), request.headers.get("x-tenant"))
     rt.limiter.take(principal.tenant)
     if rt.keys.should_touch(principal.key_id):
-        rt.spawn(key_service.touch(pool=rt.pool, principal=principal))
+        rt.spawn(key_service.touch(db=rt.db, principal=principal))
     return {"sub": str(principal.key_id), "principal": principal}
 
 
@@ -109,7 +109,7 @@ async def session_info(apikey: str, request: Any) -> dict[str, Any]:
         # The request named a key and it was refused: the cookie does not stand in for it.
         raise state.key_refusal or Unauthorized("unknown or revoked API key")
     _check_throttle(request, "session")
-    found = await session_service.resolve(pool=rt.pool, settings=rt.settings, secret=apikey)
+    found = await session_service.resolve(db=rt.db, settings=rt.settings, secret=apikey)
     if found is None:
         raise await _refused(request, "session", Unauthorized(
             "the console session has ended or expired; log in again"))

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.config import ConfigError
-from app.errors import problem_response
+from app.problems import problem_response
 
 
 def _registry(multiprocess_dir: str | None) -> Any:

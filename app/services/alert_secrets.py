@@ -26,7 +26,7 @@ from app.config import ConfigError, Settings
 from app.services.local_secrets import read_or_create
 from app.storage import alerts as alert_store
 from app.storage import retention as retention_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 VERSION = 1
 
@@ -94,19 +94,19 @@ def vault(settings: Settings) -> Vault:
     return Vault(parse_key(raw.decode()), old)
 
 
-async def reseal_all(*, pool: Any, settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
+async def reseal_all(*, db: Database, settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
     """`qc-collector rotate-encryption`: every rule's sealed secrets that are not under
     ENCRYPTION_KEY are opened with ENCRYPTION_KEYS_OLD and sealed again under it, one
     transaction per tenant, audited (encryption.rotate) where anything changed. Running
     it again changes nothing. Returns (re-sealed, unreadable) counts per tenant; an
     unreadable rule (its key is in neither setting) is left as it is."""
     keys = vault(settings)
-    async with connection(pool) as conn:
+    async with db.system() as conn:
         tenants = await retention_store.tenants(conn)
     resealed: dict[str, int] = {}
     unreadable: dict[str, int] = {}
     for tenant in tenants:
-        async with tenant_transaction(pool, tenant, actor="cli") as conn:
+        async with db.tenant(tenant, actor="cli") as conn:
             count = 0
             for rule_id, sealed in await alert_store.sealed_rules(conn, tenant=tenant):
                 if keys.current(sealed):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from app.errors import RateLimited, TooManyAttempts
 from app.storage import keys as key_store
-from app.storage.db import connection
+from app.storage.db import Database
 
 
 class RateLimiter:
@@ -64,11 +63,11 @@ class AddressThrottle:
         raise TooManyAttempts(limit=self.limit, window=self.window,
                               retry_after=max(1, math.ceil(left)))
 
-    async def count(self, *, pool: Any, address: str) -> None:
+    async def count(self, *, db: Database, address: str) -> None:
         """Count one attempt; raise TooManyAttempts once the window's count passes the limit."""
         if self.limit <= 0:
             return
-        async with connection(pool) as conn:
+        async with db.system() as conn:
             attempts, window_end = await key_store.count_attempt(
                 conn, scope=self.scope, address=address, window=self.window)
         if attempts <= self.limit:
