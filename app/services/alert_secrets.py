@@ -57,8 +57,8 @@ class Vault:
             raise SecretsUnreadable("unknown format")
         aead = self._ring.get(bytes(sealed[1:5]))
         if aead is None:
-            raise SecretsUnreadable("sealed under a key that is neither ENCRYPTION_KEY nor "
-                                    "in ENCRYPTION_KEYS_OLD")
+            raise SecretsUnreadable("sealed under another ENCRYPTION_KEY (not in "
+                                    "ENCRYPTION_KEYS_OLD either)")
         try:
             return orjson.loads(aead.decrypt(sealed[5:17], sealed[17:], context.encode()))
         except InvalidTag:
