@@ -22,7 +22,7 @@ from generated.operations import OPERATIONS, Operation
 from tests.conftest import headers, report
 
 WITH_ID = [op for op in OPERATIONS if "{id}" in op.path]
-SAMPLES = 15
+SAMPLES = 20
 
 
 def acme_export(http: httpx.Client) -> dict[str, Any]:
@@ -103,17 +103,22 @@ def test_another_tenants_id_and_an_unknown_id_are_indistinguishable(http: httpx.
     role = strongest(op)
     answers: dict[str, list[tuple[httpx.Response, float]]] = {"foreign": [], "unknown": []}
     http.request(op.method, op.path.format(id=foreign), headers=headers("globex", role))  # warm
-    for _ in range(SAMPLES):  # interleaved, so load on the machine hits both alike
-        answers["foreign"].append(call(http, op, foreign, role))
-        answers["unknown"].append(call(http, op, str(uuid.uuid4()), role))
+    for i in range(SAMPLES):  # interleaved, in turns first, so load hits both alike
+        order = ("foreign", "unknown") if i % 2 else ("unknown", "foreign")
+        for name in order:
+            resource = foreign if name == "foreign" else str(uuid.uuid4())
+            answers[name].append(call(http, op, resource, role))
     shapes = {name: {comparable(r) for r, _ in runs} for name, runs in answers.items()}
     assert len(shapes["foreign"]) == 1 and shapes["foreign"] == shapes["unknown"], shapes
     status, content_type, _, _ = next(iter(shapes["foreign"]))
     assert status == 404 and content_type == "application/problem+json"
+    # Within noise: the same queries run either way (the tenant id is in each of them).
+    # The fastest of 20 answers is each path's own cost; the 2-core machine's load (other
+    # test suites) moves medians by tens of ms, so they are reported, not compared.
+    fastest = {name: min(t for _, t in runs) for name, runs in answers.items()}
     medians = {name: statistics.median(t for _, t in runs) for name, runs in answers.items()}
-    slower, faster = max(medians.values()), min(medians.values())
-    # within noise: the same queries run either way (tenant id in each of them)
-    assert slower - faster <= max(0.010, 0.5 * faster), medians
+    slower, faster = max(fastest.values()), min(fastest.values())
+    assert slower - faster <= max(0.005, 0.5 * faster), (fastest, medians)
     # the resource is untouched and still acme's
     if op.method == "GET":
         assert http.get(op.path.format(id=foreign), headers=headers()).status_code == 200
