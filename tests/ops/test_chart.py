@@ -17,6 +17,7 @@ from tools.check_ops import CHART, ROOT, Manifest, load_values, render, scenario
 
 SECRET_ENV = {"DATABASE_URL", "DATABASE_MIGRATE_URL", "API_KEYS", "METRICS_TOKEN", "SIGNING_KEY",
               "SIGNING_KEYS_RETIRED", "EXPORT_SIGN_SECRET", "API_KEY", "ENCRYPTION_KEY",
+              "ENCRYPTION_KEYS_OLD", "EXPORT_SIGN_SECRETS_OLD",
               "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "PAGERDUTY_INTEGRATION_KEY"}
 # Secrets of alert delivery: only the worker (its dispatcher sends) reads them.
 ALERT_DELIVERY_SECRETS = {"SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "PAGERDUTY_INTEGRATION_KEY"}
@@ -277,7 +278,8 @@ def test_export_sign_secret_comes_from_the_secret_and_signing_secrets_only_to_th
     # the worker signs nothing and authenticates nobody: the database, and what alert
     # delivery needs (the key that opens channel secrets, the system alerts' targets)
     worker = container_env(rendered(), "worker")
-    assert set(worker) == {"DATABASE_URL", "ENCRYPTION_KEY", *ALERT_DELIVERY_SECRETS}
+    assert set(worker) == {"DATABASE_URL", "ENCRYPTION_KEY", "ENCRYPTION_KEYS_OLD",
+                           *ALERT_DELIVERY_SECRETS}
     assert worker["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
     # the API never sends a notification: it gets none of the delivery secrets
     assert not ALERT_DELIVERY_SECRETS & set(api)
@@ -333,7 +335,7 @@ def test_config_map_carries_the_alert_settings_with_the_sample_defaults():
     (config,) = only(rendered(), "ConfigMap")
     sample = env_sample()
     secret = SECRET_ENV & alert_env_names()
-    assert secret == {"ENCRYPTION_KEY", *ALERT_DELIVERY_SECRETS}
+    assert secret == {"ENCRYPTION_KEY", "ENCRYPTION_KEYS_OLD", *ALERT_DELIVERY_SECRETS}
     settings = alert_env_names() - secret
     assert "ALERT_DEDUP_WINDOW" in settings and "SMTP_STARTTLS" in settings
     for name in settings:

@@ -88,6 +88,8 @@ One env entry from the Secret: include "qc-collector.secretEnv" (list $ "ENV_NAM
 {{ include "qc-collector.secretEnv" (list . "SIGNING_KEYS_RETIRED" "signingKeysRetired" true) }}
 {{ include "qc-collector.secretEnv" (list . "EXPORT_SIGN_SECRET" "exportSignSecret" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEY" "encryptionKey" (not $production)) }}
+{{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEYS_OLD" "encryptionKeysOld" true) }}
+{{ include "qc-collector.secretEnv" (list . "EXPORT_SIGN_SECRETS_OLD" "exportSignSecretsOld" true) }}
 {{ include "qc-collector.secretEnv" (list . "API_KEYS" "apiKeys" true) }}
 {{ include "qc-collector.secretEnv" (list . "METRICS_TOKEN" "metricsToken" (not $production)) }}
 {{- end }}
@@ -105,6 +107,7 @@ PAGERDUTY_INTEGRATION_KEY, all optional; the API pods never send, so they get no
 {{ include "qc-collector.secretEnv" (list . "DATABASE_URL" "databaseUrl" false) }}
 {{- if .Values.config.alerts.dispatch }}
 {{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEY" "encryptionKey" (not $production)) }}
+{{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEYS_OLD" "encryptionKeysOld" true) }}
 {{- end }}
 {{ include "qc-collector.secretEnv" (list . "SMTP_PASSWORD" "smtpPassword" true) }}
 {{ include "qc-collector.secretEnv" (list . "SLACK_WEBHOOK_URL" "slackWebhookUrl" true) }}
