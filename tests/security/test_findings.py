@@ -199,7 +199,7 @@ def test_production_refuses_to_serve_without_a_metrics_token(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()).decode()
     production = {"COLLECTOR_ENV": "production", "SIGNING_KEY": pem,
-                  "EXPORT_SIGN_SECRET": "e" * 40,
+                  "EXPORT_SIGN_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
                   "ENCRYPTION_KEY": base64.b64encode(b"p" * 32).decode()}
     with pytest.raises(RuntimeError) as failed:
         start_server(database, workers=1, run_dir=tmp_path_factory.mktemp("prod-no-token"),

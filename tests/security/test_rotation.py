@@ -232,7 +232,7 @@ def test_old_download_links_verify_until_they_expire(database: LiveDatabase, ser
     # Every server here reads the files where the session's server does: the session's
     # worker (same database, same job queue) may be the one that runs this export.
     shared = {"EXPORT_DIR": str(server.log_path.parent / "exports")}
-    old_secret, new_secret = "s1-" + "a" * 40, "s2-" + "b" * 40
+    old_secret, new_secret = "s1-" + uuid.uuid4().hex * 2, "s2-" + uuid.uuid4().hex * 2
     processes: list[Any] = []
 
     def serve(name: str, env: dict[str, str]) -> LiveServer:
