@@ -55,9 +55,15 @@ def managed_cluster(tmp_path):
     server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
     root = server.get_uri()
     with psycopg.connect(root, autocommit=True) as conn:
-        conn.execute("CREATE ROLE managed_owner LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS")
-        conn.execute("CREATE DATABASE managed OWNER managed_owner")
+        # the provider's administrator: what RDS gives its master user `postgres`
+        conn.execute("CREATE ROLE cloud_admin LOGIN CREATEROLE CREATEDB NOSUPERUSER")
     params = psycopg.conninfo.conninfo_to_dict(root)
+    params.update(user="cloud_admin")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True) as admin:
+        # docs/RUNBOOK.md, section 2, as written
+        admin.execute("CREATE ROLE managed_owner LOGIN CREATEROLE")
+        admin.execute("GRANT managed_owner TO CURRENT_USER")
+        admin.execute("CREATE DATABASE managed OWNER managed_owner")
     params.update(dbname="managed", user="managed_owner")
     try:
         yield psycopg.conninfo.make_conninfo(**params)
