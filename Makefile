@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench lint clean
+.PHONY: venv serve test generate check-generated bench lint lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,embedded]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,6 +34,12 @@ check-generated: venv
 ## Performance figures against same-run baselines (not part of `make test`).
 bench: venv
 	$(BIN)/python -m bench.run
+
+## The runtime image's dependencies, pinned with hashes (the Dockerfile installs only
+## these, with --require-hashes): run after changing [project] dependencies.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --output-file requirements.lock
 
 clean:
 	rm -rf .tox .pytest_cache .mypy_cache .ruff_cache

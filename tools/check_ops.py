@@ -332,7 +332,34 @@ def run_tool(*command: str | Path) -> list[str]:
 
 
 def check_docker() -> list[str]:
-    return run_tool(BIN / "hadolint", "Dockerfile")
+    return run_tool(BIN / "hadolint", "Dockerfile") + check_lock()
+
+
+def check_lock() -> list[str]:
+    """The image installs requirements.lock only: every runtime dependency pinned in
+    pyproject.toml must be locked at that version (run `make lock` after a change)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^ \\]+)", line)
+        if match:
+            locked[canonicalize_name(match.group(1))] = match.group(2)
+    problems = []
+    for spec in project["dependencies"]:
+        requirement = Requirement(spec)
+        pinned = [s.version for s in requirement.specifier if s.operator == "=="]
+        name = canonicalize_name(requirement.name)
+        if locked.get(name) not in pinned:
+            problems.append(f"requirements.lock: {requirement.name} is {locked.get(name)}, pyproject.toml "
+                            f"pins {spec}: run 'make lock'")
+    if "pgserver" in locked:
+        problems.append("requirements.lock: pgserver belongs to the `embedded` extra, not the image")
+    return problems
 
 
 def check_compose() -> list[str]:

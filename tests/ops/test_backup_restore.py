@@ -242,7 +242,8 @@ def test_check_refuses_rows_that_differ_from_the_dumped_snapshot(rehearsal, tmp_
     assert refused.returncode != 0
     assert "restored rows differ from the backup's snapshot" in refused.stderr, refused.stderr
     with psycopg.connect(rehearsal.root_url) as conn:  # the scratch databases are gone
-        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'qcc\\_%%'").fetchone() == (0,)
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'qcc\\_%%'").fetchone()
+    assert left == (0,)
 
 
 def test_restore_names_roles_missing_from_the_cluster_or_creates_them(rehearsal):
