@@ -42,6 +42,7 @@ class Service:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
+        self.writers: set[asyncio.StreamWriter] = set()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         assert self.ready.wait(10)
@@ -52,10 +53,22 @@ class Service:
             asyncio.start_server(self._forward, "127.0.0.1", self.port, backlog=256))
         self.ready.set()
         self.loop.run_forever()
+        # Leave nothing for the garbage collector: close the listener and every
+        # forwarded connection, then the loop itself.
         server.close()
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.endpoint)
+        self.writers.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
@@ -66,6 +79,8 @@ class Service:
                 dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.writers.discard(writer)
+        self.writers.discard(up_writer)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
