@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench lint clean
+.PHONY: venv serve test generate check-generated bench soak lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ check-generated: venv
 ## Performance figures against same-run baselines (not part of `make test`).
 bench: venv
 	$(BIN)/python -m bench.run
+
+## Mixed load for SOAK_SECONDS (default 600): 5xx count and API worker RSS growth after
+## the first minute, as a table (not part of `make test`).
+soak: venv
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf .tox .pytest_cache .mypy_cache .ruff_cache

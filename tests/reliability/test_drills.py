@@ -173,6 +173,8 @@ def test_postgresql_fast_restart_under_load_is_503_then_back_and_jobs_still_run(
         time.sleep(1.0)
         ready = site.http.get("/ready")
         health = site.http.get("/health")
+        # a key no process has cached: authentication itself needs the database
+        unauthenticated = site.http.get("/reports", headers=headers("globex", "viewer"))
         time.sleep(2.0)  # about 3 s down under load
         site.database.postgres_start()
         up_at = time.monotonic()
@@ -197,6 +199,8 @@ def test_postgresql_fast_restart_under_load_is_503_then_back_and_jobs_still_run(
         assert ready.status_code == 503 and ready.headers["retry-after"], ready.text
         assert ready.headers["content-type"] == "application/problem+json"
         assert health.status_code == 200
+        assert unauthenticated.status_code == 503, unauthenticated.text
+        assert unauthenticated.headers["retry-after"]
         assert not load.unexpected, load.unexpected[:5]
         assert load.statuses[500] == 0 and load.server_errors() == load.statuses[503]
         assert during[503] > 0 and load.no_retry_after == 0
