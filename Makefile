@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench profile lint lock clean
+.PHONY: venv serve test generate check-generated bench profile soak lint lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ profile: venv
 lock: venv
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --no-header --output-file requirements.lock
+
+## Mixed load for SOAK_SECONDS (default 600): 5xx count and API worker RSS growth after
+## the first minute, as a table (not part of `make test`).
+soak: venv
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf .tox .pytest_cache .mypy_cache .ruff_cache
