@@ -1,9 +1,10 @@
 """Writes the CycloneDX SBOM of QC Collector's runtime dependencies (the security gate).
 
-The runtime set is the closure of pyproject.toml's [project] dependencies (extras and
-environment markers honoured) over what is installed in this environment, each at its
-installed version — not the development tools that share the .venv. cyclonedx-bom
-(`cyclonedx-py requirements`) turns that pinned list into the SBOM.
+The runtime set is requirements.lock — hash-locked, exactly what the image installs and
+what CI's pip-audit audits. Without it (an older checkout), the closure of
+pyproject.toml's [project] dependencies (extras and markers honoured) over what is
+installed here, each at its installed version, not the development tools that share the
+.venv. cyclonedx-bom (`cyclonedx-py requirements`) turns the pinned list into the SBOM.
 
     python tools/sbom.py [--output var/sbom/qc-collector.cdx.json]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as metadata
+import re
 import subprocess
 import sys
 import tempfile
@@ -56,20 +58,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "var" / "sbom" / "qc-collector.cdx.json")
     args = parser.parse_args()
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = runtime_closure(project["dependencies"])
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
-        listing.write("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
+    lock = ROOT / "requirements.lock"
+    if lock.is_file():
+        text = lock.read_text()
+        count = sum(1 for line in text.splitlines() if re.match(r"^[A-Za-z0-9]", line))
+        source, temporary = lock, False
+    else:
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        pins = runtime_closure(project["dependencies"])
+        count = len(pins)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
+            listing.write("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
+        source, temporary = Path(listing.name), True
     try:
         # (its warning about the root component's dependency graph is noise here)
         subprocess.run([sys.executable, "-W", "ignore::UserWarning", "-m", "cyclonedx_py",
-                        "requirements", listing.name,
+                        "requirements", str(source),
                         "--pyproject", str(ROOT / "pyproject.toml"), "--of", "JSON",
                         "--output-reproducible", "-o", str(args.output)], check=True)
     finally:
-        Path(listing.name).unlink(missing_ok=True)
-    print(f"SBOM of {len(pins)} runtime packages written to {args.output.relative_to(ROOT)}")
+        if temporary:
+            source.unlink(missing_ok=True)
+    print(f"SBOM of {count} runtime packages ({source.name if not temporary else 'installed closure'})"
+          f" written to {args.output.relative_to(ROOT)}")
     return 0
 
 
