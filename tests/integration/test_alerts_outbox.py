@@ -1,11 +1,12 @@
-"""The alert outbox and system alerts on a real PostgreSQL, with the dispatcher in-process."""
+"""The alert outbox and system alerts on a real PostgreSQL, with the delivery jobs run by
+an in-process procrastinate worker."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,8 @@ from psycopg import sql
 from pytest_httpserver import HTTPServer
 
 from app.config import Settings
-from app.services import alerts, ingest, system_alerts
-from app.services.alert_dispatch import Dispatcher
+from app import worker
+from app.services import alert_dispatch, alerts, ingest, system_alerts
 from app.services.principal import Principal
 from app.storage.db import Database
 from app.storage.migrate import migrate
@@ -117,22 +118,27 @@ def system_settings(server: HTTPServer, tmp_path: Any) -> Settings:
 
 
 async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, receiver, tmp_path):
-    settings = system_settings(receiver, tmp_path)
-    for _ in range(3):  # e.g. three API processes seeing the same spike in one window
-        await system_alerts.raise_alert(db=isolated, settings=settings, check="error_spike",
-                                        level="error", facts={"errors_per_minute": 12})
+    settings = replace(system_settings(receiver, tmp_path), database_url=isolated.conninfo,
+                       worker_heartbeat=1)
+    await system_alerts.sync_rules(db=isolated, settings=settings)
+    for _ in range(3):  # e.g. three workers seeing the same dead letters in one window
+        await system_alerts.raise_alert(db=isolated, settings=settings, check="dead_letters",
+                                        level="error", facts={"dead_deliveries": 2})
     await system_alerts.raise_alert(db=isolated, settings=settings, check="database_capacity",
                                     level="critical", facts={"percent": 101.0})
-    dispatcher = Dispatcher(db=isolated, settings=settings)
+    assert await alert_dispatch.announce(db=isolated) == 2
+    assert await alert_dispatch.announce(db=isolated) == 0  # the repeats wait for the summary
+    http = alert_dispatch.client(settings)
     try:
-        for _ in range(3):
-            await dispatcher.round()
-            await dispatcher.wait_idle()
+        app = worker.build(settings, isolated, http)
+        async with app.open_async():  # the delivery jobs, until the queue is empty
+            await app.run_worker_async(queues=[worker.ALERT_QUEUE], wait=False,
+                                       install_signal_handlers=False)
     finally:
-        await dispatcher.close()
+        await http.aclose()
     slack = [m["text"] for m in posted(receiver, "/slack")]
-    assert len(slack) == 2, slack  # one message per alert: the repeats wait for the summary
-    assert any("5xx error spike" in t and "[error]" in t for t in slack)
+    assert len(slack) == 2, slack  # one message per alert
+    assert any("dead-lettered" in t and "[error]" in t for t in slack)
     assert any("size threshold" in t and "[critical]" in t for t in slack)
     (page,) = posted(receiver, "/pd")  # only the critical one pages
     assert page["payload"]["severity"] == "critical" and page["routing_key"] == "P" * 32
@@ -145,13 +151,17 @@ async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, r
 
 async def test_an_unreachable_database_pages_directly_once_per_window(receiver, tmp_path):
     settings = system_settings(receiver, tmp_path)
-    checks = system_alerts.WorkerChecks(
-        db=Database(f"postgresql://app@127.0.0.1:{free_port()}/gone"), settings=settings)
-    await checks.check()
-    assert checks.tasks == set()  # one failed ping is not yet an outage
-    await checks.check()
-    await checks.check()  # the same window: not sent again
-    await asyncio.gather(*checks.tasks)
+    http = alert_dispatch.client(settings)
+    watch = system_alerts.DatabaseWatch(
+        db=Database(f"postgresql://app@127.0.0.1:{free_port()}/gone"), settings=settings,
+        http=http)
+    try:
+        await watch.check()
+        assert posted(receiver, "/pd") == []  # one failed ping is not yet an outage
+        await watch.check()
+        await watch.check()  # the same window: not sent again
+    finally:
+        await http.aclose()
     (page,) = posted(receiver, "/pd")
     assert page["payload"]["summary"] == "The database is unreachable"
     assert page["payload"]["severity"] == "critical"

@@ -182,29 +182,3 @@ def test_system_channels_page_pagerduty_only_when_critical():
     key_a = system_alerts.dedup_key(":system", system_alerts.rule_id("x", "error"), 600, 300)
     assert len(key_a) == 32 and key_a != system_alerts.dedup_key(
         ":system", system_alerts.rule_id("x", "error"), 900, 300)
-
-
-async def test_api_checks_raise_an_error_spike_p95_and_rate_limit_alerts(monkeypatch):
-    from app.observability import LATENCY, REJECTED, REQUESTS
-
-    raised: list[tuple[str, str, dict]] = []
-
-    async def capture(*, db, settings, check, level, facts):
-        raised.append((check, level, facts))
-
-    monkeypatch.setattr(system_alerts, "raise_alert", capture)
-    checks = system_alerts.ApiChecks(db=None, settings=Settings(alert_errors_per_minute=3))
-    await checks.check()  # the baseline
-    for _ in range(50):
-        REQUESTS.labels("reports.list_reports", "503").inc()
-    for _ in range(25):
-        LATENCY.labels("ingest.ingest_report").observe(4.0)
-    REJECTED.labels("acme-unit", "429").inc(7)
-    await checks.check()
-    found = {check: (level, facts) for check, level, facts in raised}
-    assert found["error_spike"][0] == "error" and found["error_spike"][1]["errors_per_minute"] > 3
-    assert found["ingest_latency"][0] == "warning" and found["ingest_latency"][1]["p95_seconds_at_most"] >= 4
-    assert found["rate_limited"][1]["refused_by_tenant"] == {"acme-unit": 7}
-    raised.clear()
-    await checks.check()  # nothing new since: nothing raised
-    assert raised == []
