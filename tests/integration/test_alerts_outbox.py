@@ -16,8 +16,8 @@ import pytest
 from psycopg import sql
 from pytest_httpserver import HTTPServer
 
-from app.config import Settings
 from app import worker
+from app.config import Settings
 from app.services import alert_dispatch, alerts, ingest, system_alerts
 from app.services.principal import Principal
 from app.storage.db import Database

@@ -1,5 +1,5 @@
 """Alerts without a database: sealed secrets, masks, the SSRF guard, backoff, Retry-After,
-webhook signatures, renderings and the system checks' arithmetic."""
+webhook signatures, renderings, the delivery jobs' retry decisions and schedules."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
 
-from app import config
+from app import config, worker
 from app.config import ConfigError, Settings
-from app.services import alert_channels, alert_secrets, alert_targets, system_alerts
+from app.services import alert_channels, alert_dispatch, alert_secrets, alert_targets, system_alerts
 from app.services.alert_channels import Message, backoff, parse_retry_after, redact, signature
 from app.services.alert_targets import TargetRefused, check_url
 
@@ -182,3 +183,33 @@ def test_system_channels_page_pagerduty_only_when_critical():
     key_a = system_alerts.dedup_key(":system", system_alerts.rule_id("x", "error"), 600, 300)
     assert len(key_a) == 32 and key_a != system_alerts.dedup_key(
         ":system", system_alerts.rule_id("x", "error"), 900, 300)
+
+
+def _job(attempts: int) -> Any:
+    from procrastinate.jobs import Job
+
+    return Job(id=1, queue="alerts", lock=None, queueing_lock=None,
+               task_name="alerts.deliver", attempts=attempts)
+
+
+def test_a_failed_delivery_runs_again_after_its_recorded_delay_and_other_failures_back_off():
+    strategy = worker.DeliveryRetry(Settings(alert_retry_base_seconds=1, alert_retry_max_seconds=8))
+    now = datetime.now(UTC)
+    # the delay the service recorded (at least a receiver's Retry-After) is the job's wait
+    decision = strategy.get_retry_decision(exception=alert_dispatch.DeliveryFailed(30.0, "HTTP 429"),
+                                           job=_job(0))
+    assert decision is not None and decision.retry_at is not None
+    assert timedelta(seconds=29) < decision.retry_at - now < timedelta(seconds=31)
+    # the database gone mid-delivery: exponential (capped) backoff, then the job gives up
+    decision = strategy.get_retry_decision(exception=ConnectionError(), job=_job(6))
+    assert decision is not None and decision.retry_at is not None
+    assert timedelta(seconds=3.9) < decision.retry_at - now < timedelta(seconds=8.1)
+    assert strategy.get_retry_decision(exception=ConnectionError(),
+                                       job=_job(worker.UNEXPECTED_RETRIES)) is None
+
+
+@pytest.mark.parametrize(("seconds", "cron"), [
+    (1, "* * * * * */1"), (7, "* * * * * */6"), (45, "* * * * * */30"),
+    (60, "*/1 * * * * 0"), (600, "*/10 * * * * 0"), (7200, "0 * * * * 0")])
+def test_periodic_jobs_tick_evenly_near_the_interval_asked(seconds, cron):
+    assert worker.every(seconds) == cron
