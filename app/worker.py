@@ -42,11 +42,22 @@ MAINTENANCE_QUEUE = "maintenance"
 EXPORT_ATTEMPTS = 3  # retries after the first attempt
 ALERT_CONCURRENCY = 16  # sends at once per worker: a slow receiver never holds up the rest
 UNEXPECTED_RETRIES = 10  # a delivery job that failed for another reason (database gone)
-KEEP_ALERT_JOBS_HOURS = 1
+KEEP_JOBS_HOURS = 1
+ANNOUNCE_TASK = "alerts.announce"
+ROUTINE_TASKS = frozenset({ANNOUNCE_TASK, "housekeeping", "system_checks"})
 # the job worker's restart backoff after a database failure
 RESTART_MIN_SECONDS = 0.5
 RESTART_MAX_SECONDS = 15.0
 RESTART_RESET_SECONDS = 60.0
+
+
+def _not_routine(record: logging.LogRecord) -> bool:
+    """Keeps the log readable: the start/success lines (and periodic deferrals) of the
+    jobs that tick every second or heartbeat are dropped; their warnings and errors and
+    what they log themselves are kept."""
+    job = getattr(record, "job", None)
+    task = job.get("task_name") if isinstance(job, dict) else getattr(record, "task_name", None)
+    return not (record.levelno <= logging.INFO and task in ROUTINE_TASKS)
 
 
 def every(seconds: float) -> str:
@@ -126,8 +137,9 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
             db=db, older_than=datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_hours))
         if gone:
             log.info("pruned %d expired idempotency records", gone)
-        # the announce job runs every second: keep an hour of finished alert jobs
-        await app.job_manager.delete_old_jobs(nb_hours=KEEP_ALERT_JOBS_HOURS, queue=ALERT_QUEUE)
+        # periodic jobs tick every second or heartbeat: keep an hour of the finished ones
+        for queue in (ALERT_QUEUE, MAINTENANCE_QUEUE):
+            await app.job_manager.delete_old_jobs(nb_hours=KEEP_JOBS_HOURS, queue=queue)
 
     @app.periodic(cron=every(settings.system_alert_interval))
     @app.task(name="system_checks", queue=MAINTENANCE_QUEUE, queueing_lock="system_checks")
@@ -143,7 +155,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
 
     if settings.alert_dispatch:
         @app.periodic(cron="* * * * * *")
-        @app.task(name="alerts.announce", queue=ALERT_QUEUE, queueing_lock="alerts.announce")
+        @app.task(name=ANNOUNCE_TASK, queue=ALERT_QUEUE, queueing_lock=ANNOUNCE_TASK)
         async def announce(timestamp: int) -> None:
             await alert_dispatch.announce(db=db)
 
@@ -163,6 +175,8 @@ async def run(settings: Settings) -> None:
                         + (ALERT_CONCURRENCY if settings.alert_dispatch else 0),
                         timeout=settings.db_pool_timeout).open()
     http = alert_dispatch.client(settings)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_routine)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
