@@ -203,13 +203,20 @@ async def run(settings: Settings) -> None:
         await db.close()
 
 
-async def _run_jobs(app: procrastinate.App, settings: Settings, stopping: asyncio.Event) -> None:
+def listening(settings: Settings) -> tuple[list[str], int, float]:
+    """(the queues this worker takes jobs from, how many at once, the polling interval for
+    retries, which NOTIFY does not announce). Without ALERT_DISPATCH: not the alerts."""
     queues, concurrency = [EXPORT_QUEUE, MAINTENANCE_QUEUE], settings.worker_concurrency
     polling = min(5.0, settings.worker_heartbeat)
     if settings.alert_dispatch:  # a delivery's retry is due on time, within a poll
         queues.append(ALERT_QUEUE)
         concurrency += ALERT_CONCURRENCY
         polling = min(polling, settings.alert_poll_seconds)
+    return queues, concurrency, polling
+
+
+async def _run_jobs(app: procrastinate.App, settings: Settings, stopping: asyncio.Event) -> None:
+    queues, concurrency, polling = listening(settings)
     delay = RESTART_MIN_SECONDS
     while not stopping.is_set():
         started = time.monotonic()
@@ -218,7 +225,6 @@ async def _run_jobs(app: procrastinate.App, settings: Settings, stopping: asynci
                 worker = asyncio.create_task(app.run_worker_async(
                     queues=queues, concurrency=concurrency,
                     update_heartbeat_interval=settings.worker_heartbeat,
-                    # retried jobs are not announced by NOTIFY: poll for them
                     fetch_job_polling_interval=polling,
                     stalled_worker_timeout=3 * settings.worker_heartbeat,
                     install_signal_handlers=False))

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 import psycopg
@@ -128,14 +129,7 @@ async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, r
                                     level="critical", facts={"percent": 101.0})
     assert await alert_dispatch.announce(db=isolated) == 2
     assert await alert_dispatch.announce(db=isolated) == 0  # the repeats wait for the summary
-    http = alert_dispatch.client(settings)
-    try:
-        app = worker.build(settings, isolated, http)
-        async with app.open_async():  # the delivery jobs, until the queue is empty
-            await app.run_worker_async(queues=[worker.ALERT_QUEUE], wait=False,
-                                       install_signal_handlers=False)
-    finally:
-        await http.aclose()
+    await run_alert_jobs(isolated, settings)
     slack = [m["text"] for m in posted(receiver, "/slack")]
     assert len(slack) == 2, slack  # one message per alert
     assert any("dead-lettered" in t and "[error]" in t for t in slack)
@@ -147,6 +141,61 @@ async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, r
     assert page["dedup_key"] == system_alerts.dedup_key(
         system_alerts.SYSTEM_TENANT, system_alerts.rule_id("database_capacity", "critical"),
         int(start.timestamp()), 300)
+
+
+def jobs(db: Database, task: str) -> list[str]:
+    with psycopg.connect(db.conninfo) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT status FROM procrastinate_jobs WHERE task_name = %s ORDER BY id", (task,))]
+
+
+async def run_alert_jobs(db: Database, settings: Settings) -> None:
+    """A procrastinate worker on the alert queue, until no job is due."""
+    http = alert_dispatch.client(settings)
+    try:
+        app = worker.build(settings, db, http)
+        async with app.open_async():
+            await app.run_worker_async(queues=[worker.ALERT_QUEUE], wait=False,
+                                       install_signal_handlers=False)
+    finally:
+        await http.aclose()
+
+
+async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_dead_letters(
+        isolated, receiver, tmp_path):
+    tenant = "ssrf-fallback"
+    # the rule was accepted where private targets were allowed; the sending worker refuses
+    created = Settings(data_dir=tmp_path, encryption_key=KEY, alerts_allow_private_targets=True)
+    sending = replace(created, alerts_allow_private_targets=False, alert_max_attempts=5,
+                      database_url=isolated.conninfo, pagerduty_events_url=receiver.url_for("/pd"))
+    admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
+    rule = await alerts.create_rule(db=isolated, settings=created, principal=admin, request={
+        "name": "guarded", "match": {"severity": ["block"]},
+        "channels": [{"type": "webhook", "url": receiver.url_for("/hook"), "secret": "s" * 20}],
+        "fallback": {"type": "pagerduty", "routing_key": "F" * 32}})
+    committer = ingest.GroupCommitter(db=isolated, alert_window=300)
+    committer.start()
+    try:
+        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+            [submission("a", "block")], tenant=tenant, batch=False)))
+    finally:
+        await committer.stop()
+    assert jobs(isolated, "alerts.deliver") == []
+    assert await alert_dispatch.announce(db=isolated) == 1
+    # the delivery row and its job were committed together
+    assert jobs(isolated, "alerts.deliver") == ["todo"]
+    await run_alert_jobs(isolated, sending)
+    assert receiver.log == []  # no request ever reached a refused (private, http) target
+    page = await alerts.list_notifications(db=isolated, tenant=tenant, status="dead",
+                                           rule_id=UUID(rule["id"]), limit=10, cursor=None,
+                                           if_none_match=None)
+    (item,) = page.items or []
+    hook, fallback = item["deliveries"]
+    # at once, not after ALERT_MAX_ATTEMPTS: the fallback (refused too) is the dead letter
+    assert hook["status"] == "failed" and hook["attempts"] == 1
+    assert hook["last_error"].startswith("refused")
+    assert fallback["fallback"] and fallback["status"] == "dead" and fallback["attempts"] == 1
+    assert jobs(isolated, "alerts.deliver") == ["succeeded", "succeeded"]
 
 
 async def test_an_unreachable_database_pages_directly_once_per_window(receiver, tmp_path):

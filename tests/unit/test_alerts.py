@@ -213,3 +213,17 @@ def test_a_failed_delivery_runs_again_after_its_recorded_delay_and_other_failure
     (60, "*/1 * * * * 0"), (600, "*/10 * * * * 0"), (7200, "0 * * * * 0")])
 def test_periodic_jobs_tick_evenly_near_the_interval_asked(seconds, cron):
     assert worker.every(seconds) == cron
+
+
+def test_a_worker_without_alert_dispatch_does_not_take_alert_jobs():
+    queues, concurrency, polling = worker.listening(Settings(alert_dispatch=False))
+    assert queues == ["exports", "maintenance"] and concurrency == 2 and polling == 5.0
+    queues, concurrency, polling = worker.listening(Settings(alert_poll_seconds=0.2))
+    assert queues == ["exports", "maintenance", "alerts"]
+    assert concurrency == 2 + worker.ALERT_CONCURRENCY and polling == 0.2
+
+
+def test_the_system_tenant_is_one_no_api_key_can_have():
+    assert not config.TENANT_PATTERN.match(system_alerts.SYSTEM_TENANT)
+    with pytest.raises(ConfigError):
+        config.load({"API_KEYS": f"{system_alerts.SYSTEM_TENANT}:admin:" + "s" * 32})
