@@ -57,6 +57,8 @@ def _not_routine(record: logging.LogRecord) -> bool:
     what they log themselves are kept."""
     job = getattr(record, "job", None)
     task = job.get("task_name") if isinstance(job, dict) else getattr(record, "task_name", None)
+    if record.exc_info and isinstance(record.exc_info[1], alert_dispatch.DeliveryFailed):
+        record.exc_info = None  # an expected failure, already logged with its reason
     return not (record.levelno <= logging.INFO and task in ROUTINE_TASKS)
 
 

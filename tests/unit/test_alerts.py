@@ -227,3 +227,19 @@ def test_the_system_tenant_is_one_no_api_key_can_have():
     assert not config.TENANT_PATTERN.match(system_alerts.SYSTEM_TENANT)
     with pytest.raises(ConfigError):
         config.load({"API_KEYS": f"{system_alerts.SYSTEM_TENANT}:admin:" + "s" * 32})
+
+
+def test_routine_job_lines_stay_out_of_the_worker_log_but_their_problems_do_not():
+    import logging
+
+    def record(level: int, task: str, exc: BaseException | None = None) -> logging.LogRecord:
+        rec = logging.LogRecord("procrastinate.worker", level, __file__, 1, "Job ended", None,
+                                (type(exc), exc, None) if exc else None)
+        rec.job = {"task_name": task}
+        return rec
+
+    assert not worker._not_routine(record(logging.INFO, "alerts.announce"))
+    assert worker._not_routine(record(logging.ERROR, "alerts.announce"))
+    assert worker._not_routine(record(logging.INFO, "export"))
+    retried = record(logging.INFO, "alerts.deliver", alert_dispatch.DeliveryFailed(2.0, "HTTP 500"))
+    assert worker._not_routine(retried) and retried.exc_info is None  # no traceback for it
