@@ -149,11 +149,22 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
         since = datetime.fromtimestamp(timestamp - settings.system_alert_interval, UTC)
         await system_alerts.check(db=db, settings=settings, since=since)
 
-    @app.task(name=DELIVER_TASK, queue=ALERT_QUEUE, retry=DeliveryRetry(settings))
-    async def deliver(tenant: str, delivery_id: str) -> None:
+    @app.task(name=DELIVER_TASK, queue=ALERT_QUEUE, retry=DeliveryRetry(settings),
+              pass_context=True)
+    async def deliver(context: procrastinate.JobContext, tenant: str, delivery_id: str) -> None:
         assert http is not None, "a worker without ALERT_DISPATCH does not deliver"
-        await alert_dispatch.deliver(db=db, settings=settings, http=http, tenant=tenant,
-                                     delivery_id=UUID(delivery_id))
+        try:
+            await alert_dispatch.deliver(db=db, settings=settings, http=http, tenant=tenant,
+                                         delivery_id=UUID(delivery_id))
+        except alert_dispatch.DeliveryFailed:
+            raise
+        except Exception as exc:
+            if context.job.attempts >= UNEXPECTED_RETRIES:  # no retry follows this one
+                with contextlib.suppress(Exception):
+                    await alert_dispatch.give_up(
+                        db=db, tenant=tenant, delivery_id=UUID(delivery_id),
+                        reason=f"{exc.__class__.__name__} after {UNEXPECTED_RETRIES + 1} attempts")
+            raise
 
     if settings.alert_dispatch:
         @app.periodic(cron="* * * * * *")

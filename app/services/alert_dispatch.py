@@ -240,6 +240,17 @@ async def _record(db: Database, settings: Settings, tenant: str, row: dict[str, 
         return None
 
 
+async def give_up(*, db: Database, tenant: str, delivery_id: UUID, reason: str) -> None:
+    """The job's last attempt failed for another reason than the channel (the database
+    kept failing it): the delivery must not stay 'sending' for ever."""
+    async with db.tenant(tenant, actor="dispatcher", pipeline=False) as conn:
+        if await alert_store.record_delivery(conn, tenant=tenant, delivery_id=delivery_id,
+                                             status="dead", last_status=None,
+                                             last_error=reason):
+            log.error("alert delivery dead-lettered (%s): tenant=%s delivery=%s", reason,
+                      tenant, delivery_id)
+
+
 async def prune(*, db: Database) -> int:
     async with db.system() as conn:
         gone = await alert_store.prune(

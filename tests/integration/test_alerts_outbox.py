@@ -198,6 +198,34 @@ async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_
     assert jobs(isolated, "alerts.deliver") == ["succeeded", "succeeded"]
 
 
+async def test_a_delivery_whose_job_gives_up_is_dead_lettered_not_left_sending(
+        isolated, tmp_path):
+    tenant = "gives-up"
+    settings = Settings(data_dir=tmp_path, encryption_key=KEY)
+    admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
+    rule = await alerts.create_rule(db=isolated, settings=settings, principal=admin, request={
+        "name": "r", "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
+    committer = ingest.GroupCommitter(db=isolated, alert_window=300)
+    committer.start()
+    try:
+        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+            [submission("a", "block")], tenant=tenant, batch=False)))
+    finally:
+        await committer.stop()
+    assert await alert_dispatch.announce(db=isolated) == 1
+    with psycopg.connect(isolated.conninfo) as conn:  # an attempt began, then its worker died
+        conn.execute("SELECT set_config('app.tenant', %s, false)", (tenant,))
+        (delivery_id,) = conn.execute("UPDATE alert_deliveries SET status = 'sending'"
+                                      " WHERE tenant_id = %s RETURNING id", (tenant,)).fetchone()
+    await alert_dispatch.give_up(db=isolated, tenant=tenant, delivery_id=delivery_id,
+                                 reason="OperationalError after 11 attempts")
+    page = await alerts.list_notifications(db=isolated, tenant=tenant, status="dead",
+                                           rule_id=UUID(rule["id"]), limit=10, cursor=None,
+                                           if_none_match=None)
+    (item,) = page.items or []
+    assert item["last_error"] == "OperationalError after 11 attempts"
+
+
 async def test_an_unreachable_database_pages_directly_once_per_window(receiver, tmp_path):
     settings = system_settings(receiver, tmp_path)
     http = alert_dispatch.client(settings)
