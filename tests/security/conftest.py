@@ -24,8 +24,9 @@ LAST = "tests/security/test_zz_secrets_absent.py"
 def pytest_configure(config: pytest.Config) -> None:
     base = Path(config.rootpath) / "var" / "test-artifacts" / "security"
     base.mkdir(parents=True, exist_ok=True)
+    for old in base.glob("ledger-*.jsonl"):  # earlier sessions' (test secrets only)
+        old.unlink(missing_ok=True)
     ledger = base / f"ledger-{os.getpid()}.jsonl"
-    ledger.unlink(missing_ok=True)
     os.environ["QCC_SECRET_LEDGER"] = str(ledger)
     _record_httpx(ledger)
     _record_cli(ledger)
