@@ -23,7 +23,7 @@ async def list_top(token_info: dict[str, Any], by: str = "source", since: str | 
                    until: str | None = None, limit: int = 10) -> ConnexionResponse:
     window = report_service.make_filters(since=since, until=until)
     return _answer(await dashboard.top_failing(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, by=by,
+        db=runtime.get().db, tenant=principal(token_info).tenant, by=by,
         since=window.since, until=window.until, limit=limit,
         if_none_match=header("if-none-match")))
 
@@ -32,7 +32,7 @@ async def list_pass_rates(token_info: dict[str, Any], since: str | None = None,
                           until: str | None = None, limit: int = 10) -> ConnexionResponse:
     window = report_service.make_filters(since=since, until=until)
     return _answer(await dashboard.pass_rates(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, since=window.since,
+        db=runtime.get().db, tenant=principal(token_info).tenant, since=window.since,
         until=window.until, limit=limit, if_none_match=header("if-none-match")))
 
 
@@ -43,5 +43,5 @@ async def count_reports(token_info: dict[str, Any], severity: list[str] | None =
     filters = report_service.make_filters(severity=severity, status=status, source=source,
                                           subject=subject, label=label, since=since, until=until)
     return _answer(await dashboard.count_reports(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, filters=filters,
+        db=runtime.get().db, tenant=principal(token_info).tenant, filters=filters,
         if_none_match=header("if-none-match")))

@@ -14,7 +14,7 @@ from app.services.reports import Filters, etag, matches
 from app.services.timeline import ceil, floor
 from app.storage import dashboard as dashboard_store
 from app.storage import reports as report_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 HOUR = timedelta(hours=1)
 DEFAULT_PERIOD = timedelta(hours=24)
@@ -47,9 +47,9 @@ def period(since: datetime | None, until: datetime | None,
     return first, last
 
 
-async def _version(pool: Any, tenant: str) -> int:
+async def _version(db: Database, tenant: str) -> int:
     # read on its own, before the aggregate: a 304 costs one statement
-    async with connection(pool) as conn:
+    async with db.system() as conn:
         return await report_store.tenant_version(conn, tenant=tenant)
 
 
@@ -57,15 +57,15 @@ def _hour(value: datetime | None) -> str | None:
     return rfc3339(value) if value else None
 
 
-async def top_failing(*, pool: Any, tenant: str, by: str, since: datetime | None,
+async def top_failing(*, db: Database, tenant: str, by: str, since: datetime | None,
                       until: datetime | None, limit: int, if_none_match: str | None,
                       now: datetime | None = None) -> Answer:
     first, last = period(since, until, now or datetime.now(UTC))
-    tag = etag(tenant, await _version(pool, tenant), "top", by, first.isoformat(),
+    tag = etag(tenant, await _version(db, tenant), "top", by, first.isoformat(),
                last.isoformat(), limit)
     if matches(if_none_match, tag):
         return Answer(tag, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         rows = await dashboard_store.top_failing(conn, tenant=tenant, by=by, since=first,
                                                  until=last, limit=limit)
     items = [{"key": r["key"], "total": r["total"], "failing": r["failing"],
@@ -75,15 +75,15 @@ async def top_failing(*, pool: Any, tenant: str, by: str, since: datetime | None
                         "items": items})
 
 
-async def pass_rates(*, pool: Any, tenant: str, since: datetime | None,
+async def pass_rates(*, db: Database, tenant: str, since: datetime | None,
                      until: datetime | None, limit: int, if_none_match: str | None,
                      now: datetime | None = None) -> Answer:
     first, last = period(since, until, now or datetime.now(UTC))
-    tag = etag(tenant, await _version(pool, tenant), "pass-rates", first.isoformat(),
+    tag = etag(tenant, await _version(db, tenant), "pass-rates", first.isoformat(),
                last.isoformat(), limit)
     if matches(if_none_match, tag):
         return Answer(tag, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         rows = await dashboard_store.pass_rates(conn, tenant=tenant, since=first, until=last,
                                                 limit=limit)
     return Answer(tag, {"since": rfc3339(first), "until": rfc3339(last), "items": [
@@ -91,12 +91,12 @@ async def pass_rates(*, pool: Any, tenant: str, since: datetime | None,
          "pass_rate": r["pass_rate"]} for r in rows]})
 
 
-async def count_reports(*, pool: Any, tenant: str, filters: Filters,
+async def count_reports(*, db: Database, tenant: str, filters: Filters,
                         if_none_match: str | None) -> Answer:
-    tag = etag(tenant, await _version(pool, tenant), "count", filters.key())
+    tag = etag(tenant, await _version(db, tenant), "count", filters.key())
     if matches(if_none_match, tag):
         return Answer(tag, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         n = await dashboard_store.count_capped(conn, tenant=tenant, params=filters.sql_params(),
                                                cap=COUNT_CAP)
     return Answer(tag, {"count": min(n, COUNT_CAP), "capped": n > COUNT_CAP, "cap": COUNT_CAP})
