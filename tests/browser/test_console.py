@@ -81,6 +81,13 @@ def seeded(console: str, tenant: str) -> dict[str, Any]:
     block), 4 warn-severity failures from "payments", 2 warnings from "warehouse".
     Failing or warning reports by severity: block 25, warn 6."""
     source = f"console-{uuid.uuid4().hex[:6]}"
+    # a rule first, so the ingest below also fills the delivery log the alerts page shows
+    # (this module's worker does not dispatch: the deliveries stay pending)
+    rule = httpx.post(f"{console}/alert-rules", headers={"X-Api-Key": key_for(tenant, "admin")},
+                      json={"name": "blockers", "match": {"severity": ["block"]}, "channels": [
+                          {"type": "slack", "url": "https://hooks.example.com/services/console"}]},
+                      timeout=30)
+    assert rule.status_code == 201, rule.text
     bodies = [report(source=source, labels={"env": "prod", "team": "billing"}, checks=FAIL_BLOCK)
               for _ in range(25)]
     bodies += [report(source=source, checks=PASS) for _ in range(3)]
