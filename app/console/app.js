@@ -299,7 +299,7 @@ async function dashboard(params) {
   if (!isEmpty(rates.items)) {
     chart(rateBox, {
       grid: { left: 8, right: 48, top: 8, bottom: 8, containLabel: true },
-      xAxis: { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value} %" } },
+      xAxis: { type: "value", min: 0, max: 100, splitNumber: 4, axisLabel: { formatter: "{value} %", hideOverlap: true } },
       yAxis: { type: "category", inverse: true, data: rates.items.map((r) => r.source), axisLabel: { width: 120, overflow: "truncate" } },
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
         formatter: (items) => tooltipNode(rates.items[items[0].dataIndex].source,
@@ -320,7 +320,7 @@ function topSection(heading, by, answer, since) {
   const id = `h-top-${by}`;
   return h("section", { "aria-labelledby": id, class: "card" }, h("h3", { id }, heading),
     isEmpty(answer.items) ? h("p", { class: "empty" }, "Nothing failed in this period.") : table(heading,
-      [by === "source" ? "Source" : "Subject", "Failing", "Blocking", "Reports", "Failing since", "Last failure"],
+      [by === "source" ? "Source" : "Subject", "Failing", "Blocking", "Total", "Failing since", "Latest"],
       answer.items.map((row) => h("tr", {},
         h("td", {}, h("a", { href: `#/reports?${new URLSearchParams({ [by]: row.key, status: "fail", since })}` }, row.key)),
         h("td", { class: "num" }, number(row.failing)), h("td", { class: "num" }, number(row.blocking)),
@@ -354,7 +354,7 @@ function stackedBars(container, data, order, colors, onPick) {
     xAxis: { type: "category", data: data.buckets.map((one) => bucketLabel(one.start, data.bucket)),
       axisLabel: { hideOverlap: true, formatter: (value) => (data.bucket === "day" ? value.slice(5) : value.slice(5, 16)) },
       axisTick: { alignWithLabel: true } },
-    yAxis: { type: "value", minInterval: 1, name: "reports", nameTextStyle: { align: "left" } },
+    yAxis: { type: "value", minInterval: 1 },
     series: names.map((key) => ({
       type: "bar", stack: "total", name: key, barMaxWidth: 36,
       itemStyle: { color: colors[key] }, emphasis: { focus: "series" },

@@ -249,6 +249,19 @@ def test_the_dashboard_draws_the_seeded_counts_and_a_bar_opens_its_reports(
         [seeded["source"], "3 of 28", "10.7 %"]]
     blocking = page.get_by_role("region", name="Table: Latest blocking reports")
     expect(blocking.locator("tbody tr")).to_have_count(8)
+    # the presets: 7 days of hours, 30 days of days; the seeded counts in one bar each
+    for preset, bucket, bars in (("Last 7 days", "hour", 169), ("Last 30 days", "day", 31)):
+        page.get_by_role("link", name=preset).click()
+        expect(page.get_by_role("link", name=preset)).to_have_attribute("aria-current", "true")
+        ui.wait_loaded()
+        asked = requests_to(ui, "/timeline")[-1]
+        assert asked["bucket"] == [bucket]
+        drawn = page.evaluate("""() => echarts.getInstanceByDom(
+            document.getElementById('dashboard-chart')).getOption().series.map((s) => s.data)""")
+        assert len(drawn[2]) in (bars, bars + 1) and sorted(drawn[2])[-1] == 25
+        ui.shot(f"dashboard-{bucket}-{bars}")
+    page.get_by_role("link", name="Last 24 h").click()
+    ui.wait_loaded()
     # click the bar: the reports of that bucket, filtered by the server
     page.mouse.click(x, y)
     expect(page.locator("#match-count")).to_have_text("25 reports match")
