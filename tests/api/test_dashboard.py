@@ -30,9 +30,12 @@ def dash(database: Any, worker: Any, server: Any,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tenant = f"dash{uuid.uuid4().hex[:8]}"
     other = f"dash{uuid.uuid4().hex[:8]}"
+    # its own run dir (metrics files, secrets); the export files are those the session's
+    # worker writes
     live = liveserver.start_server(
-        database, workers=1, run_dir=server.log_path.parent,
-        env={"API_KEYS": env_api_keys((*TENANTS, tenant, other)), "VALIDATE_RESPONSES": "true"})
+        database, workers=1, run_dir=tmp_path_factory.mktemp("dashboard"),
+        env={"API_KEYS": env_api_keys((*TENANTS, tenant, other)), "VALIDATE_RESPONSES": "true",
+             "EXPORT_DIR": str(server.log_path.parent / "exports")})
     with httpx.Client(base_url=live.url, timeout=30) as http:
         # tenant: api 5 fail/block + 2 fail/warn + 3 pass; web 1 fail/block + 1 pass;
         # db 4 pass. subjects: orders 4 failing, others one each.
