@@ -299,7 +299,7 @@ async function dashboard(params) {
   if (!isEmpty(rates.items)) {
     chart(rateBox, {
       grid: { left: 8, right: 48, top: 8, bottom: 8, containLabel: true },
-      xAxis: { type: "value", min: 0, max: 100, splitNumber: 4, axisLabel: { formatter: "{value} %", hideOverlap: true } },
+      xAxis: { type: "value", min: 0, max: 100, interval: 25, axisLabel: { formatter: "{value} %", hideOverlap: true } },
       yAxis: { type: "category", inverse: true, data: rates.items.map((r) => r.source), axisLabel: { width: 120, overflow: "truncate" } },
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
         formatter: (items) => tooltipNode(rates.items[items[0].dataIndex].source,
@@ -320,12 +320,13 @@ function topSection(heading, by, answer, since) {
   const id = `h-top-${by}`;
   return h("section", { "aria-labelledby": id, class: "card" }, h("h3", { id }, heading),
     isEmpty(answer.items) ? h("p", { class: "empty" }, "Nothing failed in this period.") : table(heading,
-      [by === "source" ? "Source" : "Subject", "Failing", "Blocking", "Total", "Failing since", "Latest"],
+      [by === "source" ? "Source" : "Subject", "Failing", "Blocking", "Total", "Failing since"],
       answer.items.map((row) => h("tr", {},
         h("td", {}, h("a", { href: `#/reports?${new URLSearchParams({ [by]: row.key, status: "fail", since })}` }, row.key)),
         h("td", { class: "num" }, number(row.failing)), h("td", { class: "num" }, number(row.blocking)),
         h("td", { class: "num" }, number(row.total)),
-        h("td", {}, timeNode(h, row.first_failure_hour, { hint: false })), h("td", {}, agoNode(h, row.last_failure_hour))))));
+        h("td", {}, timeNode(h, row.first_failure_hour, { hint: false }),
+          h("div", { class: "ago" }, "latest ", agoNode(h, row.last_failure_hour)))))));
 }
 
 // A tooltip as DOM (never HTML from API text).
