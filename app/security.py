@@ -46,9 +46,10 @@ def client_address(request: Any) -> str:
     return str(client[0]) if client else "unknown"
 
 
-async def _refused(request: Any, kind: str, refusal: DomainError) -> DomainError:
-    """Counts a refused credential against the client's address: TooManyAttempts (429)
-    past AUTH_FAILURES_PER_MINUTE, else the refusal itself."""
+async def count_refused(request: Any, kind: str) -> None:
+    """Counts a refused credential against the client's address; raises TooManyAttempts
+    (429) past AUTH_FAILURES_PER_MINUTE. Also for GET /bff/session's key check, which
+    answers instead of refusing (it must not become an unthrottled guessing oracle)."""
     rt = runtime.get()
     AUTH_FAILURES.labels(kind).inc()
     try:
@@ -56,11 +57,20 @@ async def _refused(request: Any, kind: str, refusal: DomainError) -> DomainError
     except DomainError as exc:
         if exc.status == 429:
             AUTH_THROTTLED.labels(kind).inc()
+        raise
+
+
+async def _refused(request: Any, kind: str, refusal: DomainError) -> DomainError:
+    """The refusal to raise: TooManyAttempts past the limit, else `refusal` itself."""
+    try:
+        await count_refused(request, kind)
+    except DomainError as exc:
         return exc
     return refusal
 
 
-def _check_throttle(request: Any, kind: str) -> None:
+def check_throttle(request: Any, kind: str) -> None:
+    """TooManyAttempts (429) while the client's address is over the limit."""
     try:
         failure_throttle(runtime.get().settings).check(client_address(request))
     except DomainError:
@@ -82,7 +92,7 @@ async def api_key_info(apikey: str, request: Any) -> dict[str, Any]:
     rt = runtime.get()
     state = request_state(request.scope)
     try:
-        _check_throttle(request, "api_key")
+        check_throttle(request, "api_key")
     except DomainError as exc:
         state.key_refusal = exc
         raise
@@ -108,7 +118,7 @@ async def session_info(apikey: str, request: Any) -> dict[str, Any]:
     if request.headers.get("x-api-key") is not None:
         # The request named a key and it was refused: the cookie does not stand in for it.
         raise state.key_refusal or Unauthorized("unknown or revoked API key")
-    _check_throttle(request, "session")
+    check_throttle(request, "session")
     found = await session_service.resolve(db=rt.db, settings=rt.settings, secret=apikey)
     if found is None:
         raise await _refused(request, "session", Unauthorized(

@@ -8,8 +8,8 @@ from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
-from app.handlers._http import body, json, principal
-from app.security import client_address
+from app.handlers._http import body, header, json, principal
+from app.security import check_throttle, client_address, count_refused
 from app.services import sessions as session_service
 
 
@@ -34,7 +34,14 @@ async def delete_session(token_info: dict[str, Any]) -> ConnexionResponse:
                                                        "Cache-Control": "no-store"})
 
 
-async def get_session(token_info: dict[str, Any]) -> ConnexionResponse:
-    return json(session_service.describe(principal(token_info), cookie="session" in token_info,
-                                         expires_at=token_info.get("session_expires_at")),
-                headers={"Cache-Control": "no-store"})
+async def get_session() -> ConnexionResponse:
+    rt = runtime.get()
+    api_key = header("x-api-key")
+    if api_key:
+        check_throttle(request, "session_check")
+    who = await session_service.current(
+        db=rt.db, cache=rt.keys, settings=rt.settings,
+        cookie=request.cookies.get(session_service.COOKIE), api_key=api_key)
+    if api_key and not who["authenticated"]:
+        await count_refused(request, "session_check")
+    return json(who, headers={"Cache-Control": "no-store"})

@@ -256,6 +256,16 @@ def test_failed_keys_are_throttled_per_address_across_workers(g: httpx.Client) -
     assert 'qcc_auth_throttled_total{kind="api_key"}' in text
 
 
+def test_the_session_check_is_no_unthrottled_key_oracle(g: httpx.Client) -> None:
+    # GET /bff/session answers `authenticated: false` for an unknown key instead of a 401;
+    # its refused keys count like any other
+    codes = [g.get("/bff/session", headers={"X-Api-Key": f"qcc_oracle_{i:03d}_xxxxxxxx"})
+             for i in range(14)]
+    assert all(r.status_code == 200 and r.json()["authenticated"] is False
+               for r in codes if r.status_code == 200)
+    assert 429 in [r.status_code for r in codes], [r.status_code for r in codes]
+
+
 def test_login_attempts_are_limited_per_address_and_xff_is_not_believed(g: httpx.Client) -> None:
     codes = [g.post("/bff/login", json={"api_key": "qcc_wrong_login"}).status_code for _ in range(8)]
     assert 429 in codes and codes.count(401) <= 4, codes
