@@ -32,7 +32,7 @@ class Health(TypedDict):
 
 class Ready(TypedDict):
     status: Literal['ready']
-    checks: dict[str, str]
+    checks: dict[str, Literal['ok']]
 
 
 Severity: TypeAlias = Literal['info', 'warn', 'block']
@@ -53,10 +53,10 @@ Labels: TypeAlias = dict[str, str]
 Scalar1: TypeAlias = str | None
 
 
-Scalar2: TypeAlias = float | None
+Scalar2: TypeAlias = float
 
 
-Scalar: TypeAlias = Scalar1 | Scalar2 | bool | None
+Scalar: TypeAlias = Scalar1 | Scalar2 | bool
 
 
 class Check(TypedDict, closed=True):
@@ -64,8 +64,8 @@ class Check(TypedDict, closed=True):
     status: Status
     severity: Severity
     message: NotRequired[str]
-    observed: NotRequired[Scalar | None]
-    expected: NotRequired[Scalar | None]
+    observed: NotRequired[Scalar]
+    expected: NotRequired[Scalar]
 
 
 class ReportSubmission(TypedDict, closed=True):
