@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench lint clean
+.PHONY: venv serve test generate check-generated bench lint clean fuzz-long client
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ generate: venv
 
 check-generated: venv
 	$(BIN)/python tools/codegen.py --check
+
+## The fuzz gate at 1,000 examples per operation (fixed seed + one random seed; FUZZ_SEED=<n>
+## replays one).
+fuzz-long: venv
+	FUZZ_EXAMPLES=1000 $(BIN)/python tools/fuzz.py
 
 ## Performance figures against same-run baselines (not part of `make test`).
 bench: venv

@@ -23,7 +23,12 @@ from app.contract import ContractFiles
 from app.errors import DomainError, render
 from app.handlers.metrics import metrics_app
 from app.observability import RequestObserver, configure_logging
-from app.validation import BodyLimit, CompiledJSONBodyValidator, CompiledParameterValidator
+from app.validation import (
+    BodyLimit,
+    CompiledJSONBodyValidator,
+    CompiledParameterValidator,
+    ExplodedURIParser,
+)
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
 
@@ -62,6 +67,7 @@ def create_app(settings: config.Settings | None = None) -> Any:
         lifespan=lifespan,
         jsonifier=OrjsonJsonifier,
         validator_map=validator_map,
+        uri_parser_class=ExplodedURIParser,
         strict_validation=True,
         validate_responses=settings.validate_responses,
     )

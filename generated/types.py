@@ -286,7 +286,7 @@ class ExportManifest(TypedDict):
     sha256: str
     rows: int
     bytes: int
-    filters: dict[str, Any]
+    filters: ExportFilters
     created_by: str | None
     created_at: str
 
@@ -297,7 +297,7 @@ class Export(TypedDict):
     format: Literal['ndjson', 'csv']
     since: str
     until: str
-    filters: dict[str, Any]
+    filters: ExportFilters
     created_by: str | None
     created_at: str
     started_at: NotRequired[str | None]
@@ -308,11 +308,17 @@ class Export(TypedDict):
     download_expires_at: NotRequired[str | None]
 
 
-class RetentionRequest(TypedDict, closed=True):
-    older_than_days: int
+class RetentionDryRun(TypedDict, closed=True):
+    older_than_days: NotRequired[int]
     include_signed: NotRequired[bool]
-    dry_run: NotRequired[bool]
-    plan_hash: NotRequired[str]
+    dry_run: NotRequired[Literal[True]]
+
+
+class RetentionCommit(TypedDict, closed=True):
+    older_than_days: NotRequired[int]
+    include_signed: NotRequired[bool]
+    dry_run: Literal[False]
+    plan_hash: str
 
 
 class RetentionPlan(TypedDict):
@@ -464,3 +470,6 @@ class OpsMetrics(TypedDict):
     exports: CountsByKey
     notifications: Notifications
     requests: Requests
+
+
+RetentionRequest: TypeAlias = RetentionDryRun | RetentionCommit
