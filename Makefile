@@ -31,6 +31,11 @@ generate: venv
 check-generated: venv
 	$(BIN)/python tools/codegen.py --check
 
+## A Python client generated (openapi-python-client) from the served /openapi.json into
+## var/client/qcc_client (git-ignored); URL=<base url> generates from a running server.
+client: venv
+	$(BIN)/python tools/make_client.py $(if $(URL),--url $(URL))
+
 ## The fuzz gate at 1,000 examples per operation (fixed seed + one random seed; FUZZ_SEED=<n>
 ## replays one).
 fuzz-long: venv
