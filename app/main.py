@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException
 from app import config, runtime
 from app.console_static import ConsoleFiles
 from app.contract import ContractFiles
-from app.errors import DomainError, render
+from app.errors import DomainError
 from app.handlers.metrics import metrics_app
 from app.observability import RequestObserver, configure_logging
+from app.problems import render
 from app.validation import (
     BodyLimit,
     CompiledJSONBodyValidator,
