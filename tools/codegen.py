@@ -110,9 +110,12 @@ def _operations_source(spec: dict) -> str:
 
 def bundle(spec: dict) -> str:
     """The published document: the spec as written (YAML anchors expanded, every $ref and
-    component kept), as JSON. Our own x-role-names/x-apikeyInfoFunc stay: they are
-    extensions, which OpenAPI tools ignore."""
-    return json.dumps(spec, indent=1, ensure_ascii=False) + "\n"
+    component kept), as JSON. x-roles and x-role-names stay (they tell a consumer which
+    role may call what); x-apikeyInfoFunc, connexion's pointer into our code, is dropped."""
+    published = json.loads(json.dumps(spec))
+    for scheme in published.get("components", {}).get("securitySchemes", {}).values():
+        scheme.pop("x-apikeyInfoFunc", None)
+    return json.dumps(published, indent=1, ensure_ascii=False) + "\n"
 
 
 def generate(out_dir: Path) -> None:
