@@ -30,30 +30,34 @@ class Excused:
 
 
 EXCEPTIONS = (
-    Excused(("GET /reports", "GET /timeline", "GET /audit"), 400,
-               r"^since (is after|must be before) until",
-               "cross-field: `since` must be before `until`"),
+    Excused(("GET /reports", "GET /timeline", "GET /audit", "GET /dashboard/count",
+             "GET /dashboard/top", "GET /dashboard/pass-rates"), 400,
+            r"^since (is after|must be before) until",
+            "cross-field: `since` must be before `until`"),
+    Excused(("GET /dashboard/top", "GET /dashboard/pass-rates"), 400,
+            r"^the period is longer than \d+ days",
+            "cross-field: at most 92 days between `since` and `until` (default now)"),
     Excused(("POST /exports",), 422, r"^since must be before until",
-               "cross-field: `since` must be before `until` (which defaults to now)"),
+            "cross-field: `since` must be before `until` (which defaults to now)"),
     Excused(("GET /timeline",), 400, r"^\d+ (hour|day) buckets requested; at most 1000$",
-               "cross-field: at most 1000 buckets between `since` and `until` (default now)"),
+            "cross-field: at most 1000 buckets between `since` and `until` (default now)"),
     Excused(("POST /exports",), 422, r"^the period is longer than \d+ days",
-               "cross-field and configuration: `until` - `since` <= EXPORT_MAX_DAYS"),
+            "cross-field and configuration: `until` - `since` <= EXPORT_MAX_DAYS"),
     Excused(("GET /reports",), 400, r"^cursor belongs to another sort order",
-               "cross-field: a cursor belongs to the `sort` it was made with"),
+            "cross-field: a cursor belongs to the `sort` it was made with"),
     Excused(("POST /ingest/qc", "POST /ingest/qc/batch"), 422,
-               r"Idempotency-Key",
-               "state: an Idempotency-Key reused with another body"),
+            r"Idempotency-Key",
+            "state: an Idempotency-Key reused with another body"),
     Excused(("POST /ingest/qc", "POST /ingest/qc/batch", "POST /exports", "POST /alert-rules"), 422,
-               r"label keys must be 1-64 characters without NUL",
-               "OpenAPI 3.0 has no propertyNames: label keys are 1-64 characters, no NUL"),
+            r"label keys must be 1-64 characters without NUL",
+            "OpenAPI 3.0 has no propertyNames: label keys are 1-64 characters, no NUL"),
     Excused(("POST /alert-rules",), 422,
-               r"^(the URL must use https|the host \S+ is a local or metadata name|"
-               r"the address \S+ is not a public address)",
-               "configuration: https and public addresses only (SSRF guard), unless "
-               "ALERTS_ALLOW_PRIVATE_TARGETS"),
+            r"^(the URL must use https|the host \S+ is a local or metadata name|"
+            r"the address \S+ is not a public address)",
+            "configuration: https and public addresses only (SSRF guard), unless "
+            "ALERTS_ALLOW_PRIVATE_TARGETS"),
     Excused(("POST /alert-rules",), 422, r"^a tenant may have at most \d+ active alert rules",
-               "state: at most 100 active rules per tenant"),
+            "state: at most 100 active rules per tenant"),
 )
 
 
