@@ -5,6 +5,7 @@ report) and turns a non-UTF-8 body into a 500. Also the body-size limit (413).""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -70,6 +71,19 @@ def pointer(path: Any) -> str:
     return "".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}" for p in path)
 
 
+def _message(error: Any) -> str:
+    """The validator's message without a quoted object or array: one may hold a secret (a
+    channel's URL, routing key or webhook secret), and the pointer already says where."""
+    message = str(error.message)
+    instance = getattr(error, "instance", None)
+    if not isinstance(instance, (dict, list)):
+        return message
+    dumped = json.dumps(instance, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    if message.startswith(dumped):
+        return "the value" + message[len(dumped):]
+    return f"the {'object' if isinstance(instance, dict) else 'array'} here is not valid"
+
+
 def body_errors(validator: Any, body: Any) -> InvalidBody | None:
     errors: list[dict[str, str]] = []
     indexes: set[int] = set()
@@ -79,7 +93,7 @@ def body_errors(validator: Any, body: Any) -> InvalidBody | None:
         if match:
             indexes.add(int(match.group(1)))
         if len(errors) < MAX_ERRORS:
-            errors.append({"pointer": where, "detail": error.message[:500]})
+            errors.append({"pointer": where, "detail": _message(error)[:500]})
     if not errors:
         return None
     batch = isinstance(body, dict) and "reports" in body and bool(indexes)
