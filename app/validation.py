@@ -79,9 +79,7 @@ def _message(error: Any) -> str:
     if not isinstance(instance, (dict, list)):
         return message
     dumped = json.dumps(instance, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    if message.startswith(dumped):
-        return "the value" + message[len(dumped):]
-    return f"the {'object' if isinstance(instance, dict) else 'array'} here is not valid"
+    return "the value" + message[len(dumped):] if message.startswith(dumped) else message
 
 
 def body_errors(validator: Any, body: Any) -> InvalidBody | None:
