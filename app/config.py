@@ -83,6 +83,13 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _prepare_threshold(env: dict[str, str]) -> int | None:
+    """DB_PREPARE_THRESHOLD: psycopg's prepare_threshold; `off` never prepares."""
+    if env.get("DB_PREPARE_THRESHOLD", "").strip().lower() in ("off", "none", "false"):
+        return None
+    return _int(env, "DB_PREPARE_THRESHOLD", 5)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     environment: str = "development"
@@ -101,6 +108,9 @@ class Settings:
     batch_concurrency: int = 2
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # None: no server-side prepared statements (behind PgBouncer < 1.21 in transaction mode)
+    db_prepare_threshold: int | None = 5
+    worker_database_url: str | None = None
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)
     prometheus_multiproc_dir: str | None = None
@@ -185,6 +195,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         batch_concurrency=_int(env, "BATCH_CONCURRENCY", 2, minimum=1),
         db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
+        db_prepare_threshold=_prepare_threshold(env),
+        worker_database_url=env.get("WORKER_DATABASE_URL") or None,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_token=env.get("METRICS_TOKEN") or None,
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,

@@ -65,7 +65,8 @@ async def start(settings: Settings) -> Runtime:
     alert_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
     exports.sign_secret(settings)  # likewise for the download-URL key
     pool = await open_pool(settings.database_url, min_size=settings.db_pool_min,
-                           max_size=settings.db_pool_max)
+                           max_size=settings.db_pool_max,
+                           prepare_threshold=settings.db_prepare_threshold)
     committer = ingest_service.GroupCommitter(pool, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, pool=pool, committer=committer, signing=signing_keys,

@@ -29,8 +29,11 @@ EXPORT_ATTEMPTS = 3  # retries after the first attempt
 
 def build(settings: Settings, pool: Any) -> procrastinate.App:
     assert settings.database_url is not None
+    # The queue LISTENs for new jobs, which needs a session: behind a transaction-mode
+    # pooler, WORKER_DATABASE_URL names a direct connection.
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=settings.database_url, min_size=1, max_size=4))
+        conninfo=settings.worker_database_url or settings.database_url, min_size=1, max_size=4,
+        kwargs={"prepare_threshold": settings.db_prepare_threshold}))
 
     @app.task(name=EXPORT_TASK, queue=EXPORT_QUEUE, pass_context=True,
               retry=procrastinate.RetryStrategy(max_attempts=EXPORT_ATTEMPTS, wait=5))
@@ -73,7 +76,8 @@ async def _housekeeping(app: procrastinate.App, pool: Any, settings: Settings) -
 async def run(settings: Settings) -> None:
     assert settings.database_url is not None
     # + the dispatcher's connections (a round, and recording sends as they finish)
-    pool = await open_pool(settings.database_url, min_size=1, max_size=settings.worker_concurrency + 5)
+    pool = await open_pool(settings.database_url, min_size=1, max_size=settings.worker_concurrency + 5,
+                           prepare_threshold=settings.db_prepare_threshold)
     app = build(settings, pool)
     try:
         # built first: refuses to start in production without ENCRYPTION_KEY

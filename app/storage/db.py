@@ -30,10 +30,14 @@ def _with_options(conninfo: str) -> str:
                                           application_name="qc-collector")
 
 
-async def open_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:
+async def open_pool(conninfo: str, *, min_size: int, max_size: int,
+                    prepare_threshold: int | None = 5) -> AsyncConnectionPool:
+    # prepare_threshold None: behind a transaction-mode pooler without prepared-statement
+    # support, a statement prepared on one server connection is unknown on the next
     pool = AsyncConnectionPool(
         _with_options(conninfo), min_size=min_size, max_size=max_size, open=False,
-        kwargs={"autocommit": True}, name="qc-collector", timeout=10.0,
+        kwargs={"autocommit": True, "prepare_threshold": prepare_threshold},
+        name="qc-collector", timeout=10.0,
     )
     await pool.open(wait=False)
     return pool
