@@ -114,6 +114,7 @@ class Settings:
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)
     prometheus_multiproc_dir: str | None = None
+    git_sha: str | None = None  # qcc_build_info; images set GIT_SHA at build time
     validate_responses: bool = False
     signing_key: str | None = field(default=None, repr=False)
     signing_keys_retired: str | None = None
@@ -200,6 +201,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_token=env.get("METRICS_TOKEN") or None,
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        git_sha=env.get("GIT_SHA") or None,
         validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
         signing_key=env.get("SIGNING_KEY") or None,
         signing_keys_retired=env.get("SIGNING_KEYS_RETIRED") or None,

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app import observability
 from app.config import Settings
+from app.observability import ReplicaState
 from app.services import alert_secrets, exports, ops, signing, system_alerts
 from app.services import ingest as ingest_service
 from app.services import keys as key_service
@@ -34,6 +36,13 @@ class Runtime:
     @property
     def idempotency_ttl(self) -> timedelta:
         return timedelta(hours=self.settings.idempotency_ttl_hours)
+
+    def pools(self) -> dict[str, Any]:
+        """This worker's pools by name, for qcc_db_pool_connections."""
+        return {"primary": self.pool}
+
+    def replica_state(self) -> ReplicaState | None:
+        return None
 
     def spawn(self, coro: Any) -> None:
         """Fire-and-forget work (e.g. last-used stamps) that must not fail a request."""
@@ -79,6 +88,8 @@ async def start(settings: Settings) -> Runtime:
     except Exception as exc:  # keep serving /health; /ready reports the database
         log.error("start-up database work failed: %s", exc.__class__.__name__)
     runtime.spawn(_prune_loop(runtime))
+    runtime.spawn(observability.sample_loop(
+        runtime.pools, observability.ProcessMirror() if settings.prometheus_multiproc_dir else None))
     runtime.spawn(system_alerts.ApiChecks(pool, settings).run())
     runtime.spawn(ops.flush_loop(pool, settings.ops_flush_seconds))
     return runtime

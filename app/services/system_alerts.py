@@ -229,7 +229,7 @@ class ApiChecks:
                 buckets[bound] = buckets.get(bound, 0.0) + s.value
         limited: dict[str, float] = {}
         for s in _samples(REJECTED):
-            if s.name.endswith("_total") and s.labels.get("reason") == "429":
+            if s.name.endswith("_total") and s.labels.get("reason") == "rate_limited":
                 limited[s.labels["tenant"]] = s.value
         return {"errors": errors, "buckets": buckets, "limited": limited}
 

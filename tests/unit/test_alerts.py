@@ -196,10 +196,10 @@ async def test_api_checks_raise_an_error_spike_p95_and_rate_limit_alerts(monkeyp
     checks = system_alerts.ApiChecks(None, Settings(alert_errors_per_minute=3))
     await checks.check()  # the baseline
     for _ in range(50):
-        REQUESTS.labels("reports.list_reports", "503").inc()
+        REQUESTS.labels("reports.list_reports", "503", "api").inc()
     for _ in range(25):
-        LATENCY.labels("ingest.ingest_report").observe(4.0)
-    REJECTED.labels("acme-unit", "429").inc(7)
+        LATENCY.labels("ingest.ingest_report", "api").observe(4.0)
+    REJECTED.labels("acme-unit", "rate_limited").inc(7)
     await checks.check()
     found = {check: (level, facts) for check, level, facts in raised}
     assert found["error_spike"][0] == "error" and found["error_spike"][1]["errors_per_minute"] > 3
