@@ -33,7 +33,7 @@ check-generated: venv
 
 ## Performance figures against same-run baselines (not part of `make test`).
 bench: venv
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(WORKERS),--workers $(WORKERS)) $(BENCH_ARGS)
 
 clean:
 	rm -rf .tox .pytest_cache .mypy_cache .ruff_cache
