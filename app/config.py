@@ -115,6 +115,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     prometheus_multiproc_dir: str | None = None
     git_sha: str | None = None  # qcc_build_info; images set GIT_SHA at build time
+    otel_exporter_otlp_endpoint: str | None = None  # tracing is off unless set
+    otel_service_name: str = "qc-collector"
     validate_responses: bool = False
     signing_key: str | None = field(default=None, repr=False)
     signing_keys_retired: str | None = None
@@ -202,6 +204,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         metrics_token=env.get("METRICS_TOKEN") or None,
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         git_sha=env.get("GIT_SHA") or None,
+        otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        otel_service_name=env.get("OTEL_SERVICE_NAME") or "qc-collector",
         validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
         signing_key=env.get("SIGNING_KEY") or None,
         signing_keys_retired=env.get("SIGNING_KEYS_RETIRED") or None,

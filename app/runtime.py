@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app import observability
+from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
 from app.services import alert_secrets, exports, ops, signing, system_alerts
@@ -120,3 +120,4 @@ async def stop() -> None:
         log.warning("ops metrics final flush failed: %s", exc.__class__.__name__)
     await runtime.committer.stop()
     await runtime.pool.close()
+    tracing.shutdown()
