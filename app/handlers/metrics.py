@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder
 
 from app import observability, runtime
-from app.errors import problem_response
+from app.problems import problem_response
 from app.services import scrape
 
 DATABASE_GAUGES = observability.DatabaseGauges()
@@ -25,7 +25,7 @@ async def _exposition(multiprocess_dir: str | None, accept: str) -> tuple[bytes,
         observability.sample_pools(live.pools())
         version, git_sha = observability.build_labels(live.settings.git_sha)
         extra.append(observability.build_info_family(version, git_sha))
-        extra += await DATABASE_GAUGES.get(lambda: scrape.database_snapshot(pool=live.pool))
+        extra += await DATABASE_GAUGES.get(lambda: scrape.database_snapshot(db=live.db))
         extra += observability.replica_families(live.replica_state())
     encoder, content_type = choose_encoder(accept)
     return encoder(observability.scrape_registry(multiprocess_dir, extra)), content_type

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.storage import metrics as metrics_storage
-from app.storage.db import connection
+from app.storage.db import Database
 
 
-async def database_snapshot(*, pool: Any) -> dict[str, Any]:
-    async with connection(pool) as conn:
+async def database_snapshot(*, db: Database) -> dict[str, Any]:
+    async with db.system() as conn:
         return await metrics_storage.snapshot(conn)
