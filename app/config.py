@@ -113,6 +113,10 @@ class Settings:
     # None: no server-side prepared statements (behind PgBouncer < 1.21 in transaction mode)
     db_prepare_threshold: int | None = 5
     worker_database_url: str | None = None
+    # read replica: DATABASE_READ_URL unset = every read on the primary
+    database_read_url: str | None = None
+    read_max_lag_seconds: float = 5.0
+    read_wait_seconds: float = 0.1
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)
     prometheus_multiproc_dir: str | None = None
@@ -204,6 +208,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 10.0, minimum=0.1),
         db_prepare_threshold=_prepare_threshold(env),
         worker_database_url=env.get("WORKER_DATABASE_URL") or None,
+        database_read_url=env.get("DATABASE_READ_URL") or None,
+        read_max_lag_seconds=_float(env, "READ_MAX_LAG_SECONDS", 5.0, minimum=0.1),
+        read_wait_seconds=_float(env, "READ_WAIT_SECONDS", 0.1),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_token=env.get("METRICS_TOKEN") or None,
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,

@@ -55,6 +55,10 @@ INGESTED = Counter("qcc_reports_ingested_total", "Reports stored, by severity", 
 REJECTED = Counter("qcc_requests_rejected_total",
                    "API requests refused, by tenant and reason (unauthenticated, forbidden,"
                    " not_found, too_large, invalid, rate_limited)", ["tenant", "reason"])
+# Read units opened for the replica, by who answered (primary: the replica was behind the
+# read's start past READ_WAIT_SECONDS); counted from the Database's tallies when sampled.
+REPLICA_READS = Counter("qcc_replica_reads_total", "Read units that could go to the replica,"
+                        " by who served them (replica, primary)", ["served_by"])
 # Each worker's connection pools, sampled every few seconds; summed over live workers.
 POOL = Gauge("qcc_db_pool_connections", "Connections of this pod's pools by pool and state"
              " (in_use, idle, waiting = requests queued for a connection)",
@@ -286,11 +290,25 @@ def sample_pools(pools: dict[str, Any]) -> None:
         POOL.labels(name, "waiting").set(stats.get("requests_waiting", 0))
 
 
-async def sample_loop(pools: Callable[[], dict[str, Any]], mirror: ProcessMirror | None) -> None:
+_replica_tallies = {"replica": 0, "primary": 0}
+
+
+def sample_replica_reads(tallies: dict[str, int] | None) -> None:
+    """Adds what the Database counted since the last sample (its tallies only grow)."""
+    for served_by, total in (tallies or {}).items():
+        delta = total - _replica_tallies.get(served_by, 0)
+        if delta > 0:
+            REPLICA_READS.labels(served_by).inc(delta)
+            _replica_tallies[served_by] = total
+
+
+async def sample_loop(pools: Callable[[], dict[str, Any]], mirror: ProcessMirror | None,
+                      replica_reads: Callable[[], dict[str, int] | None]) -> None:
     """Every worker keeps its own pool and process samples fresh (any one may be scraped)."""
     while True:
         try:
             sample_pools(pools())
+            sample_replica_reads(replica_reads())
             if mirror is not None:
                 mirror.sample()
         except Exception as exc:  # sampling must never take a worker down

@@ -43,10 +43,19 @@ class Runtime:
 
     def pools(self) -> dict[str, Any]:
         """This worker's pools by name, for qcc_db_pool_connections."""
-        return {"primary": self.db.pool}
+        pools = {"primary": self.db.pool}
+        if self.db.replica is not None:
+            pools["replica"] = self.db.replica.pool
+        return pools
+
+    def replica_reads(self) -> dict[str, int] | None:
+        replica = self.db.replica
+        return None if replica is None else {"replica": replica.served,
+                                             "primary": replica.fell_back}
 
     def replica_state(self) -> ReplicaState | None:
-        return None
+        status = self.db.replica_status()
+        return None if status is None else ReplicaState(status.reads_enabled, status.lag_seconds)
 
     def spawn(self, coro: Any) -> None:
         """Fire-and-forget work (e.g. last-used stamps) that must not fail a request."""
@@ -79,7 +88,10 @@ async def start(settings: Settings) -> Runtime:
     exports.sign_secret(settings)  # likewise for the download-URL key
     db = Database(settings.database_url, min_size=settings.db_pool_min,
                   max_size=settings.db_pool_max, timeout=settings.db_pool_timeout,
-                  prepare_threshold=settings.db_prepare_threshold)
+                  prepare_threshold=settings.db_prepare_threshold,
+                  read_conninfo=settings.database_read_url,
+                  read_max_lag=settings.read_max_lag_seconds,
+                  read_wait=settings.read_wait_seconds)
     committer = ingest_service.GroupCommitter(db=db, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, db=db, committer=committer, signing=signing_keys,
@@ -93,7 +105,8 @@ async def start(settings: Settings) -> Runtime:
         log.error("start-up database work failed: %s", exc.__class__.__name__)
     runtime.spawn(_prune_loop(runtime))
     runtime.spawn(observability.sample_loop(
-        runtime.pools, observability.ProcessMirror() if settings.prometheus_multiproc_dir else None))
+        runtime.pools, observability.ProcessMirror() if settings.prometheus_multiproc_dir else None,
+        runtime.replica_reads))
     runtime.spawn(system_alerts.ApiChecks(db=db, settings=settings).run())
     runtime.spawn(ops.flush_loop(db=db, every=settings.ops_flush_seconds))
     return runtime

@@ -23,6 +23,7 @@ async def _exposition(multiprocess_dir: str | None, accept: str) -> tuple[bytes,
         live = None
     if live is not None:
         observability.sample_pools(live.pools())
+        observability.sample_replica_reads(live.replica_reads())
         version, git_sha = observability.build_labels(live.settings.git_sha)
         extra.append(observability.build_info_family(version, git_sha))
         extra += await DATABASE_GAUGES.get(lambda: scrape.database_snapshot(db=live.db))

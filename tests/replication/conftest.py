@@ -1,4 +1,5 @@
-"""One primary (the session's embedded PostgreSQL) with a real streaming standby."""
+"""The session's embedded PostgreSQL as primary, with a real streaming standby per module
+(the drills stop and promote it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tests.replication.standby import Standby, make_standby
 from tools.liveserver import LiveDatabase, free_port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def standby(database: LiveDatabase) -> Iterator[Standby]:
     replica = make_standby(database.owner_url, port=free_port())
     yield replica
