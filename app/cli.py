@@ -121,7 +121,8 @@ async def _keys(args: argparse.Namespace) -> int:
     app_url, owner_url, db = _database(settings)
     try:
         migrate(owner_url)
-        database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
+        database = await Database(app_url, min_size=1, max_size=2,
+                                  prepare_threshold=settings.db_prepare_threshold).open(wait=30)
         try:
             if args.action == "create":
                 created = await key_service.create(db=database, tenant=args.tenant, name=args.name,
@@ -193,7 +194,8 @@ async def _retention(args: argparse.Namespace) -> int:
     settings = config.load()
     app_url, _, db = _database(settings)
     try:
-        database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
+        database = await Database(app_url, min_size=1, max_size=2,
+                                  prepare_threshold=settings.db_prepare_threshold).open(wait=30)
         try:
             if args.scheduled:
                 print(orjson.dumps(await retention.scheduled(db=database, settings=settings)).decode())
