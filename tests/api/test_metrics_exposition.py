@@ -23,7 +23,13 @@ def samples(text: str, name: str) -> dict[str, float]:
 
 
 def test_build_process_and_pool_metrics_cover_every_worker(http, worker):
-    text = http.get("/metrics").text
+    deadline = time.monotonic() + 20
+    while True:  # both workers up (the server is ready when one of them answers)
+        text = http.get("/metrics").text
+        if len(samples(text, "process_resident_memory_bytes")) >= 2 or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     [build] = samples(text, "qcc_build_info")
     assert re.fullmatch(r'\{git_sha="([0-9a-f]{7,40}|unknown)",version="[^"]+"\}', build), build
     rss = samples(text, "process_resident_memory_bytes")
