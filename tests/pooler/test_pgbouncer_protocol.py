@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from tests.pooler import pgbouncer
+from tools.liveserver import free_port
 
 
 def test_transaction_local_settings_end_with_the_transaction(bouncer, database):
@@ -43,7 +44,14 @@ def _alternate(url: str, threshold: int | None) -> None:
 def test_prepared_statements_need_pgbouncer_1_21_else_they_are_switched_off(bouncer, database):
     url = bouncer.url(database.app_url)
     _alternate(url, None)  # DB_PREPARE_THRESHOLD=off: always works
-    if pgbouncer.version() >= (1, 21):
-        pytest.skip("PgBouncer >= 1.21: covered by the max_prepared_statements test")
-    with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
-        _alternate(url, 0)  # both clients prepare _pg3_0 on the one server connection
+    if pgbouncer.version() < (1, 21):
+        with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
+            _alternate(url, 0)  # both clients prepare _pg3_0 on the one server connection
+        return
+    # PgBouncer >= 1.21 tracks protocol-level prepared statements itself
+    tracking = pgbouncer.start(database.app_url, port=free_port(), pool_size=1,
+                               max_prepared_statements=100)
+    try:
+        _alternate(tracking.url(database.app_url), 0)
+    finally:
+        tracking.stop()
