@@ -220,7 +220,7 @@ SCRAPE_SERIES = frozenset({
 })
 SCRAPE_CACHE_SECONDS = 5.0  # many scrapers (HA Prometheus pairs) cost one query per window
 SAMPLE_SECONDS = 5.0
-KNOWN_QUEUES = ("exports", "maintenance")  # shown at 0 when empty: absent != idle
+KNOWN_QUEUES = ("alerts", "exports", "maintenance")  # shown at 0 when empty: absent != idle
 
 
 @functools.cache
