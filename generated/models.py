@@ -13,11 +13,27 @@ class Error(BaseModel):
     pointer: Annotated[
         str | None,
         Field(
-            description='JSON Pointer into the body, or the parameter name.',
+            description='JSON Pointer into the body (for an imported file, into that file), or the parameter name.',
             max_length=2048,
         ),
     ] = None
     detail: Annotated[str | None, Field(max_length=4096)] = None
+    line: Annotated[
+        int | None,
+        Field(
+            description='For an imported file: the line of the problem.',
+            ge=0,
+            le=2147483647,
+        ),
+    ] = None
+    column: Annotated[
+        int | None,
+        Field(
+            description='For an imported file: the column of the problem.',
+            ge=0,
+            le=2147483647,
+        ),
+    ] = None
 
 
 class InvalidIndex(RootModel[int]):
@@ -196,6 +212,16 @@ class ReportPage(BaseModel):
         Field(
             description='Pass as `cursor` for the next page; null on the last page.',
             max_length=512,
+        ),
+    ]
+
+
+class ResultFile(RootModel[bytes]):
+    root: Annotated[
+        bytes,
+        Field(
+            description='A result file as its tool wrote it (JUnit XML, SARIF, dbt or Great Expectations JSON).',
+            max_length=10485760,
         ),
     ]
 
