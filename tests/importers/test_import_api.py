@@ -240,3 +240,27 @@ def test_roles_content_types_and_formats(http, pytest_junit):
     assert stored(http, source) == []
     # the JSON ingest beside it is untouched by the new path
     assert http.post("/ingest/qc", json={}, headers=headers()).status_code == 422
+
+
+@pytest.fixture(scope="module")
+def limited(database, tmp_path_factory):
+    """A server of its own whose tenants may make one request per second (burst 2)."""
+    from tools.liveserver import start_server
+
+    live = start_server(database, workers=1, run_dir=tmp_path_factory.mktemp("limited"),
+                        env={"RATE_LIMIT_PER_TENANT": "1", "RATE_LIMIT_BURST": "2"})
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        yield client
+    live.stop()
+
+
+def test_imports_share_the_tenants_rate_limit(limited, http, pytest_junit):
+    source = unique_source("limited")
+    answers = [post_file(limited, "junit", pytest_junit, XML, source, run_id=f"run-{i}")
+               for i in range(4)]
+    refused = [r for r in answers if r.status_code == 429]
+    assert refused, [r.status_code for r in answers]
+    assert refused[0].headers["retry-after"]
+    assert refused[0].json()["limit"] == 1
+    stored_count = sum(r.status_code == 201 for r in answers)
+    assert len(stored(http, source)) == stored_count < 4
