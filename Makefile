@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench lint clean
+.PHONY: venv serve test generate check-generated bench profile lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ check-generated: venv
 
 ## Performance figures against same-run baselines (not part of `make test`).
 bench: venv
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(WORKERS),--workers $(WORKERS)) $(BENCH_ARGS)
+
+## Where each microsecond of ingest, list, 304 and timeline goes (py-spy under wrk).
+profile: venv
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf .tox .pytest_cache .mypy_cache .ruff_cache

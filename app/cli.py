@@ -115,31 +115,30 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 async def _keys(args: argparse.Namespace) -> int:
     from app.services import keys as key_service
-    from app.storage.db import open_pool
+    from app.storage.db import Database
 
     settings = config.load()
     app_url, owner_url, db = _database(settings)
     try:
         migrate(owner_url)
-        pool = await open_pool(app_url, min_size=1, max_size=2)
+        database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
         try:
-            await pool.wait()
             if args.action == "create":
-                created = await key_service.create(pool=pool, tenant=args.tenant, name=args.name,
+                created = await key_service.create(db=database, tenant=args.tenant, name=args.name,
                                                    role=args.role, origin="cli")
                 out = {**_jsonable(created.record), "secret": created.secret}
                 print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
                 print("store the secret now: it is not shown again", file=sys.stderr)
             elif args.action == "list":
-                for record in await key_service.list_keys(pool=pool, tenant=args.tenant):
+                for record in await key_service.list_keys(db=database, tenant=args.tenant):
                     print(orjson.dumps(_jsonable(record)).decode())
             else:
-                await key_service.revoke(pool=pool, tenant=args.tenant, key_id=UUID(args.id),
+                await key_service.revoke(db=database, tenant=args.tenant, key_id=UUID(args.id),
                                          actor="cli")
                 print(f"revoked {args.id}")
             return 0
         finally:
-            await pool.close()
+            await database.close()
     finally:
         if db is not None:
             db.stop()
@@ -189,22 +188,21 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 async def _retention(args: argparse.Namespace) -> int:
     from app.services import retention
-    from app.storage.db import open_pool
+    from app.storage.db import Database
 
     settings = config.load()
     app_url, _, db = _database(settings)
     try:
-        pool = await open_pool(app_url, min_size=1, max_size=2)
+        database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
         try:
-            await pool.wait()
             if args.scheduled:
-                print(orjson.dumps(await retention.scheduled(pool=pool, settings=settings)).decode())
+                print(orjson.dumps(await retention.scheduled(db=database, settings=settings)).decode())
                 return 0
             if args.commit:
-                outcome = await retention.commit(pool=pool, settings=settings, tenant=args.tenant,
+                outcome = await retention.commit(db=database, settings=settings, tenant=args.tenant,
                                                  plan_hash=args.commit, actor="cli")
             else:
-                outcome = await retention.dry_run(pool=pool, settings=settings,
+                outcome = await retention.dry_run(db=database, settings=settings,
                                                   tenant=args.tenant,
                                                   older_than_days=args.older_than_days,
                                                   include_signed=args.include_signed)
@@ -214,7 +212,7 @@ async def _retention(args: argparse.Namespace) -> int:
                       f"--commit {outcome.plan_hash}", file=sys.stderr)
             return 0 if not outcome.failures else 1
         finally:
-            await pool.close()
+            await database.close()
     finally:
         if db is not None:
             db.stop()

@@ -98,9 +98,11 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_batch_body_bytes: int = 10 * 1024 * 1024
     idempotency_ttl_hours: int = 24
+    idempotency_in_flight_seconds: int = 60
     batch_concurrency: int = 2
     db_pool_min: int = 2
     db_pool_max: int = 10
+    db_pool_timeout: float = 10.0
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)
     prometheus_multiproc_dir: str | None = None
@@ -182,9 +184,11 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24, minimum=24),
+        idempotency_in_flight_seconds=_int(env, "IDEMPOTENCY_IN_FLIGHT_SECONDS", 60, minimum=1),
         batch_concurrency=_int(env, "BATCH_CONCURRENCY", 2, minimum=1),
         db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
+        db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 10.0, minimum=0.1),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_token=env.get("METRICS_TOKEN") or None,
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,

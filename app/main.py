@@ -19,9 +19,10 @@ from starlette.exceptions import HTTPException
 
 from app import config, runtime
 from app.console_static import ConsoleFiles
-from app.errors import DomainError, render
+from app.errors import DomainError
 from app.handlers.metrics import metrics_app
 from app.observability import RequestObserver, configure_logging
+from app.problems import render
 from app.validation import BodyLimit, CompiledJSONBodyValidator, CompiledParameterValidator
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"

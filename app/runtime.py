@@ -1,4 +1,4 @@
-"""The process's long-lived parts (pool, group committer, caches), built at start-up."""
+"""The process's long-lived parts (the Database, group committer, caches), built at start-up."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from app.services import ingest as ingest_service
 from app.services import keys as key_service
 from app.services.keys import KeyCache
 from app.services.ratelimit import RateLimiter
-from app.storage.db import open_pool
+from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.runtime")
 
@@ -24,7 +24,7 @@ PRUNE_EVERY_SECONDS = 600
 @dataclass
 class Runtime:
     settings: Settings
-    pool: Any
+    db: Database
     committer: ingest_service.GroupCommitter
     signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
@@ -34,6 +34,10 @@ class Runtime:
     @property
     def idempotency_ttl(self) -> timedelta:
         return timedelta(hours=self.settings.idempotency_ttl_hours)
+
+    @property
+    def in_flight_timeout(self) -> timedelta:
+        return timedelta(seconds=self.settings.idempotency_in_flight_seconds)
 
     def spawn(self, coro: Any) -> None:
         """Fire-and-forget work (e.g. last-used stamps) that must not fail a request."""
@@ -64,22 +68,22 @@ async def start(settings: Settings) -> Runtime:
     signing_keys = signing.load(settings)  # refuses to start in production without a key
     alert_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
     exports.sign_secret(settings)  # likewise for the download-URL key
-    pool = await open_pool(settings.database_url, min_size=settings.db_pool_min,
-                           max_size=settings.db_pool_max)
-    committer = ingest_service.GroupCommitter(pool, alert_window=settings.alert_dedup_window)
+    db = Database(settings.database_url, min_size=settings.db_pool_min,
+                  max_size=settings.db_pool_max, timeout=settings.db_pool_timeout)
+    committer = ingest_service.GroupCommitter(db=db, alert_window=settings.alert_dedup_window)
     committer.start()
-    runtime = Runtime(settings=settings, pool=pool, committer=committer, signing=signing_keys,
+    runtime = Runtime(settings=settings, db=db, committer=committer, signing=signing_keys,
                       limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))
     _current = runtime
     try:
-        await pool.wait(timeout=15)
+        await db.open(wait=15)
         if settings.api_keys:
-            await key_service.sync_env_keys(pool=pool, keys=settings.api_keys)
+            await key_service.sync_env_keys(db=db, keys=settings.api_keys)
     except Exception as exc:  # keep serving /health; /ready reports the database
         log.error("start-up database work failed: %s", exc.__class__.__name__)
     runtime.spawn(_prune_loop(runtime))
-    runtime.spawn(system_alerts.ApiChecks(pool, settings).run())
-    runtime.spawn(ops.flush_loop(pool, settings.ops_flush_seconds))
+    runtime.spawn(system_alerts.ApiChecks(db=db, settings=settings).run())
+    runtime.spawn(ops.flush_loop(db=db, every=settings.ops_flush_seconds))
     return runtime
 
 
@@ -87,7 +91,7 @@ async def _prune_loop(runtime: Runtime) -> None:
     while True:
         try:
             gone = await ingest_service.prune_idempotency(
-                pool=runtime.pool, older_than=datetime.now(UTC) - runtime.idempotency_ttl)
+                db=runtime.db, older_than=datetime.now(UTC) - runtime.idempotency_ttl)
             if gone:
                 log.info("pruned %d expired idempotency records", gone)
         except Exception as exc:
@@ -103,8 +107,8 @@ async def stop() -> None:
     for task in list(runtime._tasks):
         task.cancel()
     try:  # a stopping worker's last request counts
-        await ops.flush(runtime.pool)
+        await ops.flush(db=runtime.db)
     except Exception as exc:
         log.warning("ops metrics final flush failed: %s", exc.__class__.__name__)
     await runtime.committer.stop()
-    await runtime.pool.close()
+    await runtime.db.close()

@@ -31,7 +31,7 @@ def guard(principal: Principal, operation_id: str | None, x_tenant: str | None) 
 
 async def api_key_info(apikey: str, request: Any) -> dict[str, Any]:
     rt = runtime.get()
-    principal = await key_service.authenticate(pool=rt.pool, cache=rt.keys, secret=apikey)
+    principal = await key_service.authenticate(db=rt.db, cache=rt.keys, secret=apikey)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
     state = request_state(request.scope)
@@ -39,7 +39,7 @@ async def api_key_info(apikey: str, request: Any) -> dict[str, Any]:
     guard(principal, state.operation_id(request.scope), request.headers.get("x-tenant"))
     rt.limiter.take(principal.tenant)
     if rt.keys.should_touch(principal.key_id):
-        rt.spawn(key_service.touch(pool=rt.pool, principal=principal))
+        rt.spawn(key_service.touch(db=rt.db, principal=principal))
     return {"sub": str(principal.key_id), "principal": principal}
 
 
@@ -47,7 +47,7 @@ async def session_info(apikey: str, request: Any) -> dict[str, Any]:
     """The console's session cookie. Unsafe methods must also carry X-Requested-With:
     qc-console (CSRF protection on top of SameSite=Strict)."""
     rt = runtime.get()
-    found = await session_service.resolve(pool=rt.pool, settings=rt.settings, secret=apikey)
+    found = await session_service.resolve(db=rt.db, settings=rt.settings, secret=apikey)
     if found is None:
         raise Unauthorized("the console session has ended or expired; log in again")
     principal, expires_at = found

@@ -1,8 +1,10 @@
-"""The ingest baseline: a bare Starlette + psycopg endpoint, no validation and no auth.
+"""The hand-written peers: bare Starlette + psycopg endpoints, no validation, no auth.
 
 POST /ingest parses the JSON body and INSERTs it as one reports row in its own
-autocommit transaction (as the owner, so no row-level security). Served by the same
-gunicorn + uvicorn worker setup as the app:
+autocommit transaction (as the owner, so no row-level security). GET /reports runs the
+list's SELECT (one severity, newest first, limit + 1 rows) and writes the page with
+orjson: no cursor, no ETag, no validator. Served by the same gunicorn + uvicorn worker
+setup as the app:
 
     PEER_DATABASE_URL=... gunicorn -k uvicorn_worker.UvicornWorker -w 2 bench.peer:app
 """
@@ -19,6 +21,7 @@ from uuid import UUID
 
 import orjson
 import uuid_utils
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
@@ -33,6 +36,14 @@ INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, s
                      run_id, labels, status, severity, count_pass, count_warn, count_fail,
                      content_sha256, canonical)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+LIST = """
+SELECT id, source, subject, run_id, observed_at_raw, received_at, labels, status, severity,
+       count_pass, count_warn, count_fail, content_sha256, signed
+  FROM reports
+ WHERE tenant_id = %s AND severity = %s
+ ORDER BY received_at DESC, id DESC
+ LIMIT %s
 """
 SEVERITIES = ("info", "warn", "block")
 
@@ -65,6 +76,18 @@ async def ingest(request: Request) -> Response:
                     media_type="application/json")
 
 
+async def list_reports(request: Request) -> Response:
+    severity = request.query_params.get("severity", "block")
+    limit = int(request.query_params.get("limit", "50"))
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(LIST, (request.query_params.get("tenant", "acme"), severity,
+                                 limit + 1))
+        rows = await cur.fetchall()
+    body = {"items": rows[:limit], "next_cursor": str(rows[-1]["id"]) if len(rows) > limit
+            else None}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 @contextlib.asynccontextmanager
 async def lifespan(_: Starlette) -> AsyncIterator[None]:
     await pool.open(wait=True)
@@ -74,4 +97,5 @@ async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await pool.close()
 
 
-app = Starlette(routes=[Route("/ingest", ingest, methods=["POST"])], lifespan=lifespan)
+app = Starlette(routes=[Route("/ingest", ingest, methods=["POST"]),
+                       Route("/reports", list_reports, methods=["GET"])], lifespan=lifespan)

@@ -21,6 +21,7 @@ import hashlib
 import io
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -38,7 +39,7 @@ import httpx
 import orjson
 import psycopg
 
-from bench import wrk
+from bench import limit, wrk
 from bench.measure import (
     RssSampler,
     copy_seconds,
@@ -47,7 +48,7 @@ from bench.measure import (
     wait_until_idle,
 )
 from bench.seed import seed, seed_old
-from bench.table import Row, num, ratio, render
+from bench.table import LOAD_LIMIT, Row, num, ratio, render
 from bench.workload import BATCH_SIZE, batch_body, canonical_size, copy_rows, report_body
 from tools.liveserver import (
     ROOT,
@@ -63,7 +64,9 @@ from tools.liveserver import (
 
 REPORTS = {"acme": 700_000, "globex": 300_000}
 TIMELINE_TENANT = "globex"
-WORKERS = 2
+WORKERS = 2  # per server; --workers (make bench WORKERS=n) changes it
+REPEATS = 3  # each ratio row: service and baseline runs interleaved, the median printed
+LIST_PATH = "/reports?severity=block&limit=50"
 WARMUP_SECONDS = 2
 TIMELINE_RUNS = 50
 SQL_RUNS = 10
@@ -119,6 +122,20 @@ def load(server: LiveServer, db: LiveDatabase, path: str, seconds: float, *,
     return result
 
 
+def interleaved(*measures: Any) -> list[wrk.WrkResult]:
+    """Each measure REPEATS times, round-robin (a, b, a, b, ...) so a burst of noise on
+    the shared machine hits both sides; the median run of each (by req/s)."""
+    runs: list[list[wrk.WrkResult]] = [[] for _ in measures]
+    for _ in range(REPEATS):
+        for measured, measure in zip(runs, measures, strict=True):
+            measured.append(measure())
+    return [sorted(r, key=lambda run: run.rps)[len(r) // 2] for r in runs]
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
 def expect(response: httpx.Response, status: int) -> httpx.Response:
     """A pre-flight check that the load run will measure the answer we mean to measure."""
     if response.status_code != status:
@@ -137,10 +154,10 @@ def latency(result: wrk.WrkResult) -> str:
 # -- the figures ----------------------------------------------------------------------
 
 
-def reads(server: LiveServer, db: LiveDatabase, client: httpx.Client, seconds: float,
-          seeded: int) -> list[Row]:
+def reads(server: LiveServer, db: LiveDatabase, client: httpx.Client, run_dir: Path,
+          seconds: float, seeded: int) -> list[Row]:
     headers = api_headers("acme", "viewer")
-    path = "/reports?severity=block&limit=50"
+    path = LIST_PATH
     page = expect(client.get(path, headers=headers), 200)
     if len(page.json()["items"]) != 50:
         raise RuntimeError(f"{path} did not return a full page of 50")
@@ -148,21 +165,31 @@ def reads(server: LiveServer, db: LiveDatabase, client: httpx.Client, seconds: f
     cached = {**headers, "If-None-Match": etag}
     expect(client.get(path, headers=cached), 304)
 
-    health = load(server, db, "/health", seconds)
-    listed = load(server, db, path, seconds, headers=headers)
-    unchanged = load(server, db, path, seconds, headers=cached)
-    baseline = f"`GET /health`: {num(health.rps)} req/s"
+    before = load_average()
+    with start_peer(db, run_dir) as peer_server:
+        health, listed, peer, unchanged = interleaved(
+            lambda: load(server, db, "/health", seconds),
+            lambda: load(server, db, path, seconds, headers=headers),
+            lambda: load(peer_server, db, path, seconds),
+            lambda: load(server, db, path, seconds, headers=cached))
+    health_text = f"`GET /health`: {num(health.rps)} req/s"
     return [
-        Row(f"`GET /reports?severity=block` page of 50, over {seeded:,} rows", latency(listed),
-            baseline, ratio(listed.rps / health.rps), "≥ 0.5x health; p99 ≤ 15 ms",
-            listed.rps >= 0.5 * health.rps and listed.p99_ms <= 15 and not listed.errors),
-        Row("the same with `If-None-Match` (304)", latency(unchanged), baseline,
+        Row(f"`GET {path}` page of 50, over {seeded:,} rows", latency(listed),
+            f"bare Starlette + psycopg list peer (same SELECT, orjson): {latency(peer)}; "
+            + health_text,
+            f"{ratio(listed.rps / peer.rps)} peer, {ratio(listed.rps / health.rps)} health",
+            "≥ 1.0x list peer; p99 ≤ 30 ms; ≥ 0.3x health",
+            listed.rps >= peer.rps and listed.p99_ms <= 30 and listed.rps >= 0.3 * health.rps
+            and not listed.errors and not peer.errors, before),
+        Row("the same with `If-None-Match` (304)", latency(unchanged), health_text,
             ratio(unchanged.rps / health.rps), "≥ 0.8x health",
-            unchanged.rps >= 0.8 * health.rps and not unchanged.errors),
+            unchanged.rps >= 0.8 * health.rps and not unchanged.errors, before),
     ]
 
 
 def timeline(client: httpx.Client, owner_url: str, tenant: str, seeded: int) -> Row:
+    before = load_average()
+
     def last_30_days() -> dict[str, str]:
         until = datetime.now(UTC)
         return {"bucket": "hour", "group_by": "severity",
@@ -181,7 +208,7 @@ def timeline(client: httpx.Client, owner_url: str, tenant: str, seeded: int) -> 
                f"p50 {num(p50)} ms ({TIMELINE_RUNS} sequential requests)",
                f"plain `GROUP BY` over reports: {num(plain)} ms (median of {SQL_RUNS})",
                f"{plain / p50:.1f}x faster", "p50 ≤ 10 ms and ≥ 10x faster",
-               p50 <= 10 and plain / p50 >= 10)
+               p50 <= 10 and plain / p50 >= 10, before)
 
 
 def ingest_script(headers: dict[str, str]) -> str:
@@ -194,15 +221,18 @@ def ingest_script(headers: dict[str, str]) -> str:
 
 def single_ingest(server: LiveServer, db: LiveDatabase, run_dir: Path, seconds: float) -> Row:
     script = ingest_script(api_headers("acme", "operator"))
-    with start_peer(db, run_dir) as peer_server:
-        peer = load(peer_server, db, "/ingest", seconds, script=script)
     expect(httpx.post(f"{server.url}/ingest/qc", json=report_body(),
                       headers=api_headers("acme", "operator")), 201)
-    app = load(server, db, "/ingest/qc", seconds, script=script)
+    before = load_average()
+    with start_peer(db, run_dir) as peer_server:
+        app, peer = interleaved(
+            lambda: load(server, db, "/ingest/qc", seconds, script=script),
+            lambda: load(peer_server, db, "/ingest", seconds, script=script))
     return Row(f"single `POST /ingest/qc` ({wrk.CONNECTIONS} connections, {WORKERS} workers)",
                latency(app), f"bare Starlette + psycopg peer: {latency(peer)}",
                ratio(app.rps / peer.rps), "≥ 1.0x peer req/s; p99 ≤ 30 ms",
-               app.rps >= peer.rps and app.p99_ms <= 30 and not app.errors and not peer.errors)
+               app.rps >= peer.rps and app.p99_ms <= 30 and not app.errors and not peer.errors,
+               before)
 
 
 def batch_ingest(server: LiveServer, db: LiveDatabase, seconds: float) -> Row:
@@ -210,18 +240,25 @@ def batch_ingest(server: LiveServer, db: LiveDatabase, seconds: float) -> Row:
     body = orjson.dumps(batch_body()).decode()
     expect(httpx.post(f"{server.url}/ingest/qc/batch", content=body, headers=headers,
                       timeout=30), 201)
-    result = load(server, db, "/ingest/qc/batch", seconds, script=wrk.lua_post(headers, body))
-    app_rate = result.rps * BATCH_SIZE
-    # COPY exactly as many of the same rows as the timed run stored.
+    before = load_average()
+    results, copy_rates = [], []
+    for _ in range(REPEATS):  # interleaved: the app's run, then COPY of as many rows
+        result = load(server, db, "/ingest/qc/batch", seconds,
+                      script=wrk.lua_post(headers, body))
+        count = max(result.requests - result.errors, 1) * BATCH_SIZE
+        copy_rate = count / copy_seconds(db.owner_url, copy_rows("acme", count))
+        log(f"  COPY of {count:,} rows: {copy_rate:,.0f} rows/s")
+        results.append(result)
+        copy_rates.append(copy_rate)
+    result = sorted(results, key=lambda run: run.rps)[REPEATS // 2]
+    copy_rate = sorted(copy_rates)[REPEATS // 2]
     count = max(result.requests - result.errors, 1) * BATCH_SIZE
-    rows = copy_rows("acme", count)
-    copy_rate = count / copy_seconds(db.owner_url, rows)
-    log(f"  COPY of {count:,} rows: {copy_rate:,.0f} rows/s")
+    app_rate = result.rps * BATCH_SIZE
     return Row(f"`POST /ingest/qc/batch` ({BATCH_SIZE} per request)",
                f"{num(app_rate)} reports/s ({latency(result)})",
                f"psycopg `COPY` of the same {count:,} rows (owner): {num(copy_rate)} reports/s",
-               ratio(app_rate / copy_rate), "≥ 0.5x COPY",
-               app_rate >= 0.5 * copy_rate and not result.errors)
+               ratio(app_rate / copy_rate), "≥ 0.7x COPY",
+               app_rate >= 0.7 * copy_rate and not result.errors, before)
 
 
 def rss(peaks: dict[str, int]) -> Row:
@@ -451,6 +488,68 @@ def retention(server: LiveServer, db: LiveDatabase, client: httpx.Client, second
                and not during.errors and not alone.errors)
 
 
+def limits(db: LiveDatabase, seconds: float, service: dict[str, float]) -> list[Row]:
+    """pgbench running each path's own statements (bench/limit.py) at wrk's concurrency."""
+    rows = []
+    with psycopg.connect(db.app_url) as conn:
+        scripts = {
+            "single ingest (one transaction per report)": (
+                limit.ingest_script(conn, tenant="acme",
+                                    canonical=orjson.dumps(report_body()).decode()), "simple"),
+            "list page of 50": (limit.list_script(conn, tenant="acme", severity="block",
+                                                  limit=50), "prepared"),
+            "304": (limit.not_modified_script(conn, tenant="acme"), "prepared"),
+            "timeline 30 d x hour": (limit.timeline_script(conn, tenant=TIMELINE_TENANT),
+                                     "prepared"),
+        }
+    for name, (script, mode) in scripts.items():
+        before = load_average()
+        clients = 1 if name.startswith("timeline") else wrk.CONNECTIONS
+        result = limit.run(db.app_url, script, seconds=seconds, clients=clients,
+                           threads=min(clients, wrk.THREADS), mode=mode)
+        wait_until_idle(os.getpid(), db.owner_url)
+        log(f"  pgbench {name}: {result.tps:,.0f} tx/s, {result.latency_ms:.2f} ms average, "
+            f"{result.failed} failed")
+        figure = service.get(name)
+        if name.startswith("timeline"):
+            # the service figure is a sequential p50 latency: compare latencies
+            measured = f"{num(result.latency_ms)} ms average (1 client, -M {mode})"
+            versus = f"service p50 {num(figure)} ms" if figure else "—"
+            share = f"{result.latency_ms / figure:.2f}x" if figure else "—"
+        else:
+            measured = (f"{num(result.tps)} tx/s, {num(result.latency_ms)} ms average "
+                        f"({clients} clients, -M {mode})")
+            versus = f"service {num(figure)} req/s" if figure else "—"
+            share = f"{figure / result.tps:.2f}x" if figure else "—"
+        rows.append(Row(f"limit: {name}, its statements in pgbench", measured, versus, share,
+                        "the limit we close in on", True, before, info=True))
+    return rows
+
+
+def scaling(db: LiveDatabase, run_dir: Path, seconds: float) -> list[Row]:
+    """Single ingest and the list page with 1 and with 2 workers per server, side by side
+    (on 2 cores wrk shares the CPUs with the server: the second worker competes with it)."""
+    figures: dict[tuple[str, int], wrk.WrkResult] = {}
+    before = load_average()
+    script = ingest_script(api_headers("acme", "operator"))
+    for workers in (1, 2):
+        server = start_server(db, workers=workers, run_dir=run_dir / f"scaling-{workers}",
+                              env={"RATE_LIMIT_PER_TENANT": "0"})
+        try:
+            figures["ingest", workers] = load(server, db, "/ingest/qc", seconds, script=script)
+            figures["list", workers] = load(server, db, LIST_PATH, seconds,
+                                            headers=api_headers("acme", "viewer"))
+        finally:
+            server.stop()
+    rows = []
+    for name, label in (("ingest", "single `POST /ingest/qc`"), ("list", f"`GET {LIST_PATH}`")):
+        one, two = figures[name, 1], figures[name, 2]
+        rows.append(Row(f"scaling: {label}, 1 worker | 2 workers", f"2 workers: {latency(two)}",
+                        f"1 worker: {latency(one)}", f"{two.rps / one.rps:.2f}x",
+                        "printed (2 cores shared with wrk)", True, before, info=True))
+    return rows
+
+
 # -- processes ------------------------------------------------------------------------
 
 
@@ -517,7 +616,7 @@ def bench(seconds: float, scale: float) -> tuple[list[Row], str]:
 
         # Reads first, while the tables hold exactly the seeded rows.
         phase(sampler, "reads", "/health, /reports, /reports with If-None-Match")
-        read_rows = reads(server, db, client, seconds, sum(counts.values()))
+        read_rows = reads(server, db, client, run_dir, seconds, sum(counts.values()))
         phase(sampler, "timeline", f"{TIMELINE_RUNS} requests, then the plain GROUP BY")
         timeline_row = timeline(client, db.owner_url, TIMELINE_TENANT, counts[TIMELINE_TENANT])
         phase(sampler, "single ingest", "the peer, then the app")
@@ -538,8 +637,15 @@ def bench(seconds: float, scale: float) -> tuple[list[Row], str]:
         worker.stop()  # idle from here on; the retention figure is the API's alone
         phase(sampler, "retention", "ingest alone, then during the retention commit")
         retention_row = retention(server, db, client, seconds, block.rows)
+        phase(sampler, "limits", "pgbench with each path's statements")
+        service = {"single ingest (one transaction per report)": _rps(single_row),
+                   "list page of 50": _rps(read_rows[0]), "304": _rps(read_rows[1]),
+                   "timeline 30 d x hour": _p50(timeline_row)}
+        limit_rows = limits(db, seconds, service)
+        phase(sampler, "scaling", "1 and 2 workers")
+        scaling_rows = scaling(db, run_dir, seconds)
         rows = [single_row, batch_row, *read_rows, timeline_row, export_row, retention_row,
-                rss(sampler.peaks)]
+                rss(sampler.peaks), *limit_rows, *scaling_rows]
         context = (f"{sum(counts.values()):,} reports seeded in {seeded_in:.0f} s; "
                    f"PostgreSQL {postgres_version(db.owner_url)}; {os.cpu_count()} CPUs; "
                    f"Python {platform.python_version()}; wrk -t{wrk.THREADS} "
@@ -553,13 +659,27 @@ def bench(seconds: float, scale: float) -> tuple[list[Row], str]:
     return rows, context
 
 
+def _rps(row: Row) -> float:
+    match = re.match(r"([\d,.]+) req/s", row.measured)
+    return float(match[1].replace(",", "")) if match else 0.0
+
+
+def _p50(row: Row) -> float:
+    match = re.match(r"p50 ([\d,.]+) ms", row.measured)
+    return float(match[1].replace(",", "")) if match else 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
+    global WORKERS  # one knob for every server the run starts
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10, help="each wrk run (default 10)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="fraction of the 1 M seeded reports, for quick trials (default 1)")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help="gunicorn workers of the server and the peers (default 2)")
     args = parser.parse_args(argv)
+    WORKERS = args.workers
     # A plain `kill` must unwind too, so the servers and the database are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -576,7 +696,11 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
     log(f"written to {RESULTS.relative_to(ROOT)}")
-    return 0 if all(row.passed for row in rows) else 1
+    judged = [row for row in rows if not row.info and row.judged]
+    if len(judged) < len([row for row in rows if not row.info]):
+        print(f"Rows measured with a load average above {LOAD_LIMIT:g} carry no verdict: "
+              "the figures are printed, PASS/FAIL is not (run again on a quiet machine).")
+    return 0 if all(row.passed for row in judged) else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +20,25 @@ from tools.liveserver import (
     start_server,
     start_worker,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temp root of this session's own. pytest makes /tmp/pytest-of-<user> private
+    (chmod 0700) whenever a session starts, which locks the embedded PostgreSQL's OS user
+    (pgserver, when run as root) out of the data dirs of any other session running at
+    the same time — a nested pytest in a test, or a second suite on the machine."""
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="qcc-pytest-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")

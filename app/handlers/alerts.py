@@ -16,7 +16,7 @@ from app.services import alerts
 
 
 async def list_rules(token_info: dict[str, Any]) -> ConnexionResponse:
-    view = await alerts.list_rules(pool=runtime.get().pool, tenant=principal(token_info).tenant,
+    view = await alerts.list_rules(db=runtime.get().db, tenant=principal(token_info).tenant,
                                    if_none_match=header("if-none-match"))
     if view.items is None:
         return not_modified(view.etag)
@@ -25,7 +25,7 @@ async def list_rules(token_info: dict[str, Any]) -> ConnexionResponse:
 
 async def create_rule(token_info: dict[str, Any]) -> ConnexionResponse:
     rt = runtime.get()
-    rule = await alerts.create_rule(pool=rt.pool, settings=rt.settings,
+    rule = await alerts.create_rule(db=rt.db, settings=rt.settings,
                                     principal=principal(token_info), request=body())
     return json(rule, 201)
 
@@ -35,7 +35,7 @@ async def delete_rule(token_info: dict[str, Any], id: str) -> ConnexionResponse:
         rule_id = UUID(id)
     except ValueError:
         raise NotFound("no alert rule with this id in the tenant") from None
-    await alerts.delete_rule(pool=runtime.get().pool, principal=principal(token_info),
+    await alerts.delete_rule(db=runtime.get().db, principal=principal(token_info),
                              rule_id=rule_id)
     return ConnexionResponse(status_code=204)
 
@@ -48,7 +48,7 @@ async def list_notifications(token_info: dict[str, Any], status: str | None = No
     except ValueError:
         raise BadRequest("rule_id must be a rule id (a UUID)") from None
     page = await alerts.list_notifications(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, status=status,
+        db=runtime.get().db, tenant=principal(token_info).tenant, status=status,
         rule_id=rule, limit=limit, cursor=cursor, if_none_match=header("if-none-match"))
     if page.items is None:
         return not_modified(page.etag)

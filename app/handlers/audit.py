@@ -24,7 +24,7 @@ async def list_events(token_info: dict[str, Any], action: list[str] | None = Non
     except ValueError:
         raise BadRequest("actor must be an API key id (a UUID)") from None
     page = await audit.list_events(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, actions=action,
+        db=runtime.get().db, tenant=principal(token_info).tenant, actions=action,
         actor=actor_id, since=since, until=until, limit=limit,
         cursor=cursor, if_none_match=header("if-none-match"))
     if page.items is None:

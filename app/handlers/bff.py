@@ -17,7 +17,7 @@ async def create_session() -> ConnexionResponse:
     client = request.scope.get("client")
     address = client[0] if client else "unknown"
     secret, who, expires = await session_service.login(
-        pool=rt.pool, cache=rt.keys, settings=rt.settings, api_key=body()["api_key"],
+        db=rt.db, cache=rt.keys, settings=rt.settings, api_key=body()["api_key"],
         address=address)
     return json(session_service.describe(who, cookie=True, expires_at=expires),
                 headers={"Set-Cookie": session_service.cookie_header(secret, rt.settings),
@@ -28,7 +28,7 @@ async def delete_session(token_info: dict[str, Any]) -> ConnexionResponse:
     rt = runtime.get()
     secret = token_info.get("session")
     if secret:
-        await session_service.logout(pool=rt.pool, principal=principal(token_info), secret=secret)
+        await session_service.logout(db=rt.db, principal=principal(token_info), secret=secret)
     clear = session_service.cookie_header("", rt.settings, max_age=0)
     return ConnexionResponse(status_code=204, headers={"Set-Cookie": clear})
 

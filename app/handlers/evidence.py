@@ -22,14 +22,14 @@ def _report_id(raw: str) -> UUID:
 
 async def sign_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     rt = runtime.get()
-    record = await evidence.sign(pool=rt.pool, keys=rt.signing, principal=principal(token_info),
+    record = await evidence.sign(db=rt.db, keys=rt.signing, principal=principal(token_info),
                                  report_id=_report_id(id))
     return json(record.body, 201 if record.created else 200)
 
 
 async def get_bundle(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     report_id = _report_id(id)
-    found = await evidence.bundle(pool=runtime.get().pool, tenant=principal(token_info).tenant,
+    found = await evidence.bundle(db=runtime.get().db, tenant=principal(token_info).tenant,
                                   report_id=report_id, if_none_match=header("if-none-match"))
     if found.data is None:
         return not_modified(found.etag)

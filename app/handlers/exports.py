@@ -16,7 +16,7 @@ from app.services import exports
 
 async def create_export(token_info: dict[str, Any]) -> ConnexionResponse:
     rt = runtime.get()
-    accepted = await exports.create(pool=rt.pool, settings=rt.settings,
+    accepted = await exports.create(db=rt.db, settings=rt.settings,
                                     principal=principal(token_info), request=body())
     return json({"id": str(accepted.export_id), "status": accepted.status}, 202,
                 {"Location": f"/exports/{accepted.export_id}"})
@@ -24,7 +24,7 @@ async def create_export(token_info: dict[str, Any]) -> ConnexionResponse:
 
 async def get_export(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     rt = runtime.get()
-    view = await exports.get(pool=rt.pool, settings=rt.settings,
+    view = await exports.get(db=rt.db, settings=rt.settings,
                              tenant=principal(token_info).tenant, export_id=UUID(id),
                              if_none_match=header("if-none-match"))
     if view.body is None:
@@ -34,7 +34,7 @@ async def get_export(token_info: dict[str, Any], id: str) -> ConnexionResponse:
 
 async def download_export(id: str, expires: int, sig: str) -> FileResponse:
     rt = runtime.get()
-    found = await exports.download(pool=rt.pool, settings=rt.settings, export_id=UUID(id),
+    found = await exports.download(db=rt.db, settings=rt.settings, export_id=UUID(id),
                                    expires=expires, sig=sig)
     digest = base64.b64encode(bytes.fromhex(found.sha256)).decode()
     return FileResponse(found.path, media_type="application/gzip", filename=found.media_name,

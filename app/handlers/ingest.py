@@ -17,9 +17,10 @@ async def _ingest(token_info: dict[str, Any], operation: str,
                   submissions: list[dict[str, Any]], batch: bool) -> ConnexionResponse:
     rt = runtime.get()
     result = await ingest_service.ingest(
-        pool=rt.pool, committer=rt.committer, tenant=principal(token_info).tenant,
+        db=rt.db, committer=rt.committer, tenant=principal(token_info).tenant,
         operation=operation, submissions=submissions, batch=batch, request_body=body(),
-        idempotency_key=header("idempotency-key"), idempotency_ttl=rt.idempotency_ttl)
+        idempotency_key=header("idempotency-key"), idempotency_ttl=rt.idempotency_ttl,
+        in_flight_timeout=rt.in_flight_timeout)
     headers = {}
     if result.location:
         headers["Location"] = result.location

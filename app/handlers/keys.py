@@ -25,7 +25,7 @@ def _shape(record: dict[str, Any]) -> dict[str, Any]:
 
 async def create_key(token_info: dict[str, Any]) -> ConnexionResponse:
     caller, request = principal(token_info), body()
-    created = await key_service.create(pool=runtime.get().pool, tenant=caller.tenant,
+    created = await key_service.create(db=runtime.get().db, tenant=caller.tenant,
                                        name=request["name"], role=request["role"],
                                        actor_key=caller.key_id)
     shaped = _shape(created.record)
@@ -35,7 +35,7 @@ async def create_key(token_info: dict[str, Any]) -> ConnexionResponse:
 
 
 async def list_keys(token_info: dict[str, Any]) -> ConnexionResponse:
-    records = await key_service.list_keys(pool=runtime.get().pool,
+    records = await key_service.list_keys(db=runtime.get().db,
                                           tenant=principal(token_info).tenant)
     return json({"items": [_shape(r) for r in records]})
 
@@ -46,6 +46,6 @@ async def revoke_key(token_info: dict[str, Any], id: str) -> ConnexionResponse:
         key_id = UUID(id)
     except ValueError:
         raise NotFound("no active key with this id in the tenant") from None
-    await key_service.revoke(pool=runtime.get().pool, tenant=caller.tenant, key_id=key_id,
+    await key_service.revoke(db=runtime.get().db, tenant=caller.tenant, key_id=key_id,
                              actor_key=caller.key_id)
     return ConnexionResponse(status_code=204)

@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from app.errors import problem_response
+from app.problems import problem_response
 
 
 def _registry(multiprocess_dir: str | None) -> Any:

@@ -12,7 +12,7 @@ from app.services import ops as ops_service
 
 
 async def get_metrics(token_info: dict[str, Any]) -> ConnexionResponse:
-    metrics = await ops_service.get_metrics(pool=runtime.get().pool,
+    metrics = await ops_service.get_metrics(db=runtime.get().db,
                                             tenant=principal(token_info).tenant,
                                             if_none_match=header("if-none-match"))
     if metrics.document is None:

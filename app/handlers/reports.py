@@ -23,7 +23,7 @@ async def list_reports(token_info: dict[str, Any], sort: str = "-received_at", l
     filters = report_service.make_filters(severity=severity, status=status, source=source,
                                           subject=subject, label=label, since=since, until=until)
     page = await report_service.list_reports(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, filters=filters,
+        db=runtime.get().db, tenant=principal(token_info).tenant, filters=filters,
         sort=sort, limit=limit, cursor=cursor, if_none_match=header("if-none-match"))
     if page.items is None:
         return not_modified(page.etag)
@@ -41,7 +41,7 @@ async def get_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     except ValueError:
         raise NotFound("report not found") from None
     document = await report_service.get_report(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, report_id=report_id,
+        db=runtime.get().db, tenant=principal(token_info).tenant, report_id=report_id,
         if_none_match=header("if-none-match"))
     if document.body is None:
         return not_modified(document.etag)

@@ -15,11 +15,11 @@ async def run_retention(token_info: dict[str, Any]) -> ConnexionResponse:
     rt, caller, request = runtime.get(), principal(token_info), body()
     if request.get("dry_run", True):
         outcome = await retention.dry_run(
-            pool=rt.pool, settings=rt.settings, tenant=caller.tenant,
+            db=rt.db, settings=rt.settings, tenant=caller.tenant,
             older_than_days=request["older_than_days"],
             include_signed=request.get("include_signed", False), actor_key=caller.key_id)
     else:
-        outcome = await retention.commit(pool=rt.pool, settings=rt.settings, tenant=caller.tenant,
+        outcome = await retention.commit(db=rt.db, settings=rt.settings, tenant=caller.tenant,
                                          plan_hash=request.get("plan_hash"),
                                          actor_key=caller.key_id)
     return json(outcome.as_dict())

@@ -7,7 +7,6 @@ from connexion.lifecycle import ConnexionResponse
 from app import runtime
 from app.errors import ServiceUnavailable
 from app.handlers._http import json
-from app.storage.db import ping
 
 
 async def get_health() -> ConnexionResponse:
@@ -15,6 +14,7 @@ async def get_health() -> ConnexionResponse:
 
 
 async def get_ready() -> ConnexionResponse:
-    if not await ping(runtime.get().pool):
+    # a dedicated probe connection: a saturated pool never makes /ready wait
+    if not await runtime.get().db.probe():
         raise ServiceUnavailable("database is unreachable")
     return json({"status": "ready", "checks": {"database": "ok"}})

@@ -21,7 +21,7 @@ async def get_timeline(token_info: dict[str, Any], bucket: str = "hour",
     filters = report_service.make_filters(severity=severity, status=status, source=source,
                                           subject=subject, label=label, since=since, until=until)
     timeline = await timeline_service.get_timeline(
-        pool=runtime.get().pool, tenant=principal(token_info).tenant, bucket=bucket,
+        db=runtime.get().db, tenant=principal(token_info).tenant, bucket=bucket,
         group_by=group_by, filters=filters, if_none_match=header("if-none-match"))
     if timeline.document is None:
         return not_modified(timeline.etag)

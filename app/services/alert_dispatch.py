@@ -32,7 +32,7 @@ from app.services import alert_channels, alert_secrets, alert_targets, system_al
 from app.services.alert_channels import Message, Outcome
 from app.services.canonical import rfc3339
 from app.storage import alerts as alert_store
-from app.storage.db import tenant_transaction
+from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.alerts")
 
@@ -80,8 +80,8 @@ def plan_notification(tenant: str, window: dict[str, Any], rule_name: str) -> tu
 
 
 class Dispatcher:
-    def __init__(self, pool: Any, settings: Settings, *, client: httpx.AsyncClient | None = None) -> None:
-        self.pool = pool
+    def __init__(self, *, db: Database, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+        self.db = db
         self.settings = settings
         self.vault = alert_secrets.vault(settings)
         self.client = client or alert_targets.client(
@@ -108,7 +108,7 @@ class Dispatcher:
             await self.close()
 
     async def prune(self) -> None:
-        async with self.pool.connection() as conn:
+        async with self.db.system() as conn:
             gone = await alert_store.prune(
                 conn, older_than=datetime.now(UTC) - timedelta(days=KEEP_LOG_DAYS))
         if gone:
@@ -126,7 +126,7 @@ class Dispatcher:
         await self.client.aclose()
 
     async def round(self) -> None:
-        async with self.pool.connection() as conn:
+        async with self.db.system() as conn:
             tenants = await alert_store.tenants_with_work(conn, grace=CLOSE_GRACE_SECONDS)
         for tenant in tenants:
             await self.announce(tenant)
@@ -153,7 +153,7 @@ class Dispatcher:
 
     async def announce(self, tenant: str) -> int:
         system = tenant == system_alerts.SYSTEM_TENANT
-        async with tenant_transaction(self.pool, tenant, actor="dispatcher",
+        async with self.db.tenant(tenant, actor="dispatcher",
                                       pipeline=False) as conn:
             windows = await alert_store.lock_due_windows(
                 conn, tenant=tenant, grace=CLOSE_GRACE_SECONDS, limit=WINDOWS_PER_ROUND)
@@ -190,7 +190,7 @@ class Dispatcher:
 
     async def claim(self, tenant: str, limit: int) -> list[dict[str, Any]]:
         claim_id = uuid.uuid4()
-        async with tenant_transaction(self.pool, tenant, actor="dispatcher",
+        async with self.db.tenant(tenant, actor="dispatcher",
                                       pipeline=False) as conn:
             claimed = await alert_store.claim(conn, tenant=tenant, claim_id=claim_id,
                                               lease=self.lease, limit=limit)
@@ -248,7 +248,7 @@ class Dispatcher:
         settings = self.settings
         where = (f"tenant={tenant} rule={row['rule_id']} channel={row['channel_type']} "
                  f"target={row['target']} attempt={row['attempts']}")
-        async with tenant_transaction(self.pool, tenant, actor="dispatcher") as conn:
+        async with self.db.tenant(tenant, actor="dispatcher") as conn:
             if outcome.ok:
                 await alert_store.finish(conn, tenant=tenant, delivery_id=row["id"],
                                          claim_id=row["claim"], status="delivered",

@@ -27,7 +27,7 @@ from app.services.canonical import rfc3339
 from app.services.principal import Principal
 from app.services.reports import etag, matches
 from app.storage import alerts as alert_store
-from app.storage.db import tenant_transaction
+from app.storage.db import Database
 
 MAX_RULES = 100
 LABEL_KEY_MAX = 64
@@ -73,7 +73,7 @@ def _rule_view(row: dict[str, Any]) -> dict[str, Any]:
             "created_at": rfc3339(row["created_at"])}
 
 
-async def create_rule(*, pool: Any, settings: Settings, principal: Principal,
+async def create_rule(*, db: Database, settings: Settings, principal: Principal,
                       request: dict[str, Any]) -> dict[str, Any]:
     allow = settings.alerts_allow_private_targets
     channels = list(request["channels"])
@@ -90,7 +90,7 @@ async def create_rule(*, pool: Any, settings: Settings, principal: Principal,
     tenant, rule_id = principal.tenant, uuid.uuid4()
     sealed = vault.seal({"channels": channels, "fallback": fallback},
                         context=alert_secrets.rule_context(tenant, rule_id))
-    async with tenant_transaction(pool, tenant, actor_key=principal.key_id,
+    async with db.tenant(tenant, actor_key=principal.key_id,
                                   pipeline=False) as conn:
         await alert_store.lock_tenant_rules(conn, tenant=tenant)
         if await alert_store.count_active_rules(conn, tenant=tenant) >= MAX_RULES:
@@ -104,16 +104,16 @@ async def create_rule(*, pool: Any, settings: Settings, principal: Principal,
     return _rule_view(row)
 
 
-async def list_rules(*, pool: Any, tenant: str, if_none_match: str | None) -> RuleView:
-    async with tenant_transaction(pool, tenant) as conn:
+async def list_rules(*, db: Database, tenant: str, if_none_match: str | None) -> RuleView:
+    async with db.tenant(tenant) as conn:
         rows = await alert_store.list_rules(conn, tenant=tenant)
     items = [_rule_view(r) for r in rows]
     tag = etag(tenant, 0, "alert-rules", hashlib.sha256(orjson.dumps(items)).hexdigest())
     return RuleView(tag, None if matches(if_none_match, tag) else items)
 
 
-async def delete_rule(*, pool: Any, principal: Principal, rule_id: UUID) -> None:
-    async with tenant_transaction(pool, principal.tenant, actor_key=principal.key_id) as conn:
+async def delete_rule(*, db: Database, principal: Principal, rule_id: UUID) -> None:
+    async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
         if not await alert_store.delete_rule(conn, tenant=principal.tenant, rule_id=rule_id):
             raise NotFound("no alert rule with this id in the tenant")
 
@@ -164,13 +164,13 @@ def _notification(row: dict[str, Any]) -> dict[str, Any]:
             "last_error": row["last_error"], "deliveries": deliveries}
 
 
-async def list_notifications(*, pool: Any, tenant: str, status: str | None,
+async def list_notifications(*, db: Database, tenant: str, status: str | None,
                              rule_id: UUID | None, limit: int, cursor: str | None,
                              if_none_match: str | None) -> NotificationPage:
     after = decode_cursor(cursor) if cursor else None
     params = {"status": status, "rule_id": rule_id, "limit": limit + 1,
               "after_at": after[0] if after else None, "after_id": after[1] if after else None}
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         rows = await alert_store.list_notifications(conn, tenant=tenant, params=params)
     more = len(rows) > limit
     rows = rows[:limit]

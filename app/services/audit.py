@@ -16,7 +16,7 @@ from app.services.canonical import rfc3339
 from app.services.reports import etag, matches, parse_time
 from app.storage import audit as audit_store
 from app.storage import reports as report_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +54,20 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def list_events(*, pool: Any, tenant: str, actions: list[str] | None,
+async def list_events(*, db: Database, tenant: str, actions: list[str] | None,
                       actor: UUID | None, since: str | None, until: str | None, limit: int,
                       cursor: str | None, if_none_match: str | None) -> AuditPage:
     after = decode_cursor(cursor) if cursor else None
     params = {"actions": actions or None, "actor": actor, "since": parse_time(since, "since"),
               "until": parse_time(until, "until"), "limit": limit + 1,
               "after_at": after[0] if after else None, "after_id": after[1] if after else None}
-    async with connection(pool) as conn:
+    async with db.system() as conn:
         version = await report_store.tenant_version(conn, tenant=tenant)
     tag = etag(tenant, version, "audit", sorted(actions or []), str(actor), since, until,
                limit, cursor)
     if matches(if_none_match, tag):
         return AuditPage(tag, None, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         rows = await audit_store.list_page(conn, tenant=tenant, params=params)
     more = len(rows) > limit
     rows = rows[:limit]

@@ -27,7 +27,7 @@ from app.services.principal import Principal
 from app.services.reports import etag, matches
 from app.storage import reports as report_store
 from app.storage import signatures as signature_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REQUIRED = ("manifest.json", "report.json", "VERIFY.md")
@@ -50,10 +50,10 @@ def _record(report_id: UUID, content_sha256: str, row: dict[str, Any]) -> dict[s
     }
 
 
-async def sign(*, pool: Any, keys: signing.SigningKeys, principal: Principal,
+async def sign(*, db: Database, keys: signing.SigningKeys, principal: Principal,
                report_id: UUID) -> SignatureRecord:
     tenant = principal.tenant
-    async with tenant_transaction(pool, tenant, actor_key=principal.key_id) as conn:
+    async with db.tenant(tenant, actor_key=principal.key_id) as conn:
         found = await report_store.get(conn, tenant=tenant, report_id=report_id)
         if found is None:
             raise NotFound("report not found")
@@ -144,13 +144,13 @@ class Bundle:
     data: bytes | None  # None: not modified
 
 
-async def bundle(*, pool: Any, tenant: str, report_id: UUID, if_none_match: str | None) -> Bundle:
-    async with connection(pool) as conn:
+async def bundle(*, db: Database, tenant: str, report_id: UUID, if_none_match: str | None) -> Bundle:
+    async with db.system() as conn:
         version = await report_store.tenant_version(conn, tenant=tenant)
     tag = etag(tenant, version, "bundle", str(report_id))
     if matches(if_none_match, tag):
         return Bundle(tag, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         found = await report_store.get(conn, tenant=tenant, report_id=report_id)
         signature = await signature_store.get(conn, tenant=tenant, report_id=report_id)
     if found is None:

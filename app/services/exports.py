@@ -32,7 +32,7 @@ from app.services.local_secrets import read_or_create
 from app.services.principal import Principal
 from app.services.reports import Filters, etag, matches
 from app.storage import exports as export_store
-from app.storage.db import tenant_transaction
+from app.storage.db import Database
 
 MAX_ACTIVE = 2
 _RELATIVE = re.compile(r"^-(\d{1,6})([mhd])$")
@@ -99,7 +99,7 @@ class Accepted:
     status: str
 
 
-async def create(*, pool: Any, settings: Settings, principal: Principal,
+async def create(*, db: Database, settings: Settings, principal: Principal,
                  request: dict[str, Any], now: datetime | None = None) -> Accepted:
     now = now or datetime.now(UTC)
     since = pin(request["since"], now, "since")
@@ -117,7 +117,7 @@ async def create(*, pool: Any, settings: Settings, principal: Principal,
                                 errors=[{"pointer": "/filters/labels", "detail": key[:80]}])
     request_hash = hashlib.sha256(canonical_bytes(request)).hexdigest()
     tenant = principal.tenant
-    async with tenant_transaction(pool, tenant, actor_key=principal.key_id) as conn:
+    async with db.tenant(tenant, actor_key=principal.key_id) as conn:
         await export_store.lock_tenant(conn, tenant=tenant)
         running = await export_store.find_active(conn, tenant=tenant, request_hash=request_hash)
         if running is not None:
@@ -177,9 +177,9 @@ def _view(row: dict[str, Any], tenant: str, secret: bytes, ttl: int) -> dict[str
     return body
 
 
-async def get(*, pool: Any, settings: Settings, tenant: str, export_id: UUID,
+async def get(*, db: Database, settings: Settings, tenant: str, export_id: UUID,
               if_none_match: str | None) -> ExportView:
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         row = await export_store.get(conn, tenant=tenant, export_id=export_id)
     if row is None:
         raise NotFound("export not found")
@@ -197,9 +197,9 @@ class Download:
     media_name: str
 
 
-async def download(*, pool: Any, settings: Settings, export_id: UUID, expires: int, sig: str,
+async def download(*, db: Database, settings: Settings, export_id: UUID, expires: int, sig: str,
                    now: float | None = None) -> Download:
-    async with pool.connection() as conn:
+    async with db.system() as conn:
         found = await export_store.find(conn, export_id=export_id)
     secret = sign_secret(settings)
     expected = (url_signature(secret, found["tenant_id"], export_id, found["sha256"] or "", expires)
@@ -246,40 +246,53 @@ def _csv_lines(rows: list[tuple[Any, ...]]) -> bytes:
     return out.getvalue().encode()
 
 
-async def run(*, pool: Any, settings: Settings, tenant: str, export_id: UUID) -> None:
+async def run(*, db: Database, settings: Settings, tenant: str, export_id: UUID) -> None:
     """The worker's job: idempotent, so a retry after a crash simply starts over."""
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         claimed = await export_store.start(conn, tenant=tenant, export_id=export_id)
     if claimed is None:
         return  # already finished (or failed) by an earlier attempt
     folder = settings.exports_path / tenant
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"{export_id}.{claimed['format']}.gz"
-    for leftover in folder.glob(f".{name}.*.part"):  # from an attempt whose worker died
-        leftover.unlink(missing_ok=True)
     draft = folder / f".{name}.{os.getpid()}.part"
     params = filters_from(claimed["filters"]).sql_params()
     params.update(since=claimed["since"], until=claimed["until"])
+    failure = None
     try:
-        rows, digest, size = await _write(pool, tenant, params, claimed["format"], draft,
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.glob(f".{name}.*.part"):  # from an attempt whose worker died
+            leftover.unlink(missing_ok=True)
+        rows, digest, size = await _write(db, tenant, params, claimed["format"], draft,
                                           settings.export_max_rows)
+        os.replace(draft, folder / name)  # the complete file, or none at all
     except TooManyRows:
-        draft.unlink(missing_ok=True)
-        async with tenant_transaction(pool, tenant) as conn:
-            await export_store.fail(conn, tenant=tenant, export_id=export_id,
-                                    error=f"more than EXPORT_MAX_ROWS ({settings.export_max_rows})"
-                                          " rows match; narrow the period or the filters")
-        return
+        failure = (f"more than EXPORT_MAX_ROWS ({settings.export_max_rows}) rows match; "
+                   "narrow the period or the filters")
+    except OSError as exc:
+        # the export storage is full or unwritable: retrying in seconds would not help;
+        # the export fails now, with the reason, and may be asked for again
+        failure = f"the export storage could not be written: {exc.strerror or exc}"
     except BaseException:
-        draft.unlink(missing_ok=True)
+        _discard(draft)
         raise
-    os.replace(draft, folder / name)  # the complete file, or none at all
-    async with tenant_transaction(pool, tenant) as conn:
+    if failure is not None:
+        _discard(draft)
+        async with db.tenant(tenant) as conn:
+            await export_store.fail(conn, tenant=tenant, export_id=export_id, error=failure)
+        return
+    async with db.tenant(tenant) as conn:
         await export_store.finish(conn, tenant=tenant, export_id=export_id, rows=rows,
                                   size=size, sha256=digest, file_name=name)
 
 
-async def _write(pool: Any, tenant: str, params: dict[str, Any], fmt: str, draft: Path,
+def _discard(draft: Path) -> None:
+    try:
+        draft.unlink(missing_ok=True)
+    except OSError:  # the storage itself is failing; the next attempt removes leftovers
+        pass
+
+
+async def _write(db: Database, tenant: str, params: dict[str, Any], fmt: str, draft: Path,
                  max_rows: int) -> tuple[int, str, int]:
     rows = 0
     with open(draft, "wb") as raw:  # noqa: ASYNC230 - the worker's own file; writes are the job
@@ -289,7 +302,7 @@ async def _write(pool: Any, tenant: str, params: dict[str, Any], fmt: str, draft
                            compresslevel=6) as out:
             if fmt == "csv":
                 out.write((",".join(CSV_COLUMNS) + "\n").encode())
-            async with tenant_transaction(pool, tenant, pipeline=False) as conn:
+            async with db.tenant(tenant, pipeline=False) as conn:
                 async for batch in export_store.stream_rows(conn, tenant=tenant, fmt=fmt,
                                                             params=params):
                     rows += len(batch)
@@ -304,15 +317,15 @@ async def _write(pool: Any, tenant: str, params: dict[str, Any], fmt: str, draft
     return rows, hashing.sha256.hexdigest(), hashing.size
 
 
-async def give_up(*, pool: Any, tenant: str, export_id: UUID, reason: str) -> None:
-    async with tenant_transaction(pool, tenant) as conn:
+async def give_up(*, db: Database, tenant: str, export_id: UUID, reason: str) -> None:
+    async with db.tenant(tenant) as conn:
         await export_store.fail(conn, tenant=tenant, export_id=export_id,
                                 error=f"the export could not be written: {reason}")
 
 
-async def expire_files(*, pool: Any, settings: Settings, now: datetime | None = None) -> int:
+async def expire_files(*, db: Database, settings: Settings, now: datetime | None = None) -> int:
     older_than = (now or datetime.now(UTC)) - timedelta(seconds=settings.export_ttl)
-    async with pool.connection() as conn:
+    async with db.system() as conn:
         expired = await export_store.expire(conn, older_than=older_than)
     for tenant, _, file_name in expired:
         if file_name:

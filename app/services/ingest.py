@@ -20,12 +20,12 @@ from uuid import UUID
 import orjson
 import uuid_utils
 
-from app.errors import IdempotencyInFlight, IdempotencyKeyReused, InvalidBody
+from app.errors import IdempotencyInFlight, IdempotencyKeyReused, InvalidBody, ServiceUnavailable
 from app.services.canonical import canonical_bytes, derive, rfc3339, sha256_hex
 from app.storage import alerts as alert_store
 from app.storage import idempotency as idem_store
 from app.storage import reports as report_store
-from app.storage.db import Connection, set_tenant, tenant_transaction
+from app.storage.db import Connection, Database, set_tenant
 
 log = logging.getLogger("qc_collector.ingest")
 
@@ -172,8 +172,8 @@ async def write(conn: Connection, works: list[Work], *, alert_window: int = 300)
 class GroupCommitter:
     """Coalesces concurrent ingests of this process into shared transactions."""
 
-    def __init__(self, pool: Any, *, max_rows: int = 5000, alert_window: int = 300) -> None:
-        self._pool = pool
+    def __init__(self, *, db: Database, max_rows: int = 5000, alert_window: int = 300) -> None:
+        self._db = db
         self._max_rows = max_rows
         self._alert_window = alert_window
         self._pending: list[Work] = []
@@ -218,13 +218,25 @@ class GroupCommitter:
                 await self._flush(self._take())
 
     async def _commit(self, works: list[Work]) -> None:
-        # pipelined: the whole write is one round trip plus the COMMIT
-        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await write(conn, works, alert_window=self._alert_window)
+        async def unit() -> None:
+            # pipelined: the whole write is one round trip plus the COMMIT
+            async with self._db.system(pipeline=True) as conn:
+                await write(conn, works, alert_window=self._alert_window)
+
+        # nothing of a rolled-back write is kept: a deadlock's victim simply runs again
+        await self._db.idempotent(unit)
 
     async def _flush(self, works: list[Work]) -> None:
         try:
             await self._commit(works)
+        except ServiceUnavailable as exc:
+            # the database, not a request, failed: one by one would only wait longer.
+            # Each waiting request gets its own 503.
+            log.warning("ingest transaction of %d requests failed: database unavailable",
+                        len(works))
+            for work in works:
+                _settle(work, ServiceUnavailable(exc.detail, retry_after=exc.retry_after))
+            return
         except Exception as exc:
             if len(works) == 1:
                 _settle(works[0], exc)
@@ -259,9 +271,10 @@ def fingerprint(operation: str, body: Any) -> str:
     return sha256_hex(operation.encode() + b"\n" + canonical_bytes(body))
 
 
-async def ingest(*, pool: Any, committer: GroupCommitter, tenant: str, operation: str,
+async def ingest(*, db: Database, committer: GroupCommitter, tenant: str, operation: str,
                  submissions: list[dict[str, Any]], batch: bool, request_body: Any,
-                 idempotency_key: str | None, idempotency_ttl: timedelta) -> IngestResult:
+                 idempotency_key: str | None, idempotency_ttl: timedelta,
+                 in_flight_timeout: timedelta = IN_FLIGHT_TIMEOUT) -> IngestResult:
     prepared = prepare_all(submissions, tenant=tenant, batch=batch)
     if batch:
         body = orjson.dumps({"items": [p.summary for p in prepared]})
@@ -274,24 +287,58 @@ async def ingest(*, pool: Any, committer: GroupCommitter, tenant: str, operation
         await committer.submit(Work(tenant, prepared))
         return IngestResult(201, body, location, replayed=False, severities=severities)
 
-    stored = await _claim(pool, tenant=tenant, key=idempotency_key,
-                          fingerprint=fingerprint(operation, request_body), ttl=idempotency_ttl)
+    key_fingerprint = fingerprint(operation, request_body)
+    stored = await db.idempotent(lambda: _claim(
+        db, tenant=tenant, key=idempotency_key, fingerprint=key_fingerprint,
+        ttl=idempotency_ttl, in_flight_timeout=in_flight_timeout))
     if stored is not None:
         return stored
     answer = IdempotentAnswer(idempotency_key, 201, body, location)
     try:
         await committer.submit(Work(tenant, prepared, answer))
-    except BaseException:
-        async with tenant_transaction(pool, tenant) as conn:
-            await idem_store.release(conn, tenant=tenant, key=idempotency_key)
+    except Exception:
+        # Not committed — or, if the connection broke during COMMIT, perhaps committed,
+        # and then the key is already "done" and release (in_flight only) leaves it.
+        # (A cancelled request releases nothing: its write may still commit; the
+        # in-flight timeout frees the key.)
+        await _release(db, tenant=tenant, key=idempotency_key, within=in_flight_timeout)
         raise
     return IngestResult(201, body, location, replayed=False, severities=severities)
 
 
-async def _claim(pool: Any, *, tenant: str, key: str, fingerprint: str,
-                 ttl: timedelta) -> IngestResult | None:
+_releasing: set[asyncio.Task[None]] = set()
+
+
+async def _release(db: Database, *, tenant: str, key: str, within: timedelta) -> None:
+    """Free the key for the client's retry; while the database is down, keep trying in
+    the background so the retry is not refused as in flight until the timeout."""
+    try:
+        async with db.tenant(tenant) as conn:
+            await idem_store.release(conn, tenant=tenant, key=key)
+        return
+    except ServiceUnavailable:
+        pass
+
+    async def later() -> None:
+        deadline = asyncio.get_running_loop().time() + within.total_seconds()
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(1.0)
+            try:
+                async with db.tenant(tenant) as conn:
+                    await idem_store.release(conn, tenant=tenant, key=key)
+                return
+            except ServiceUnavailable:
+                continue
+
+    task = asyncio.get_running_loop().create_task(later())
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
+async def _claim(db: Database, *, tenant: str, key: str, fingerprint: str,
+                 ttl: timedelta, in_flight_timeout: timedelta) -> IngestResult | None:
     """None when this request now owns the key; else the stored answer (or an error)."""
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         if await idem_store.claim(conn, tenant=tenant, key=key, fingerprint=fingerprint):
             return None
         record = await idem_store.get(conn, tenant=tenant, key=key)
@@ -301,7 +348,7 @@ async def _claim(pool: Any, *, tenant: str, key: str, fingerprint: str,
             raise IdempotencyInFlight()
         age = datetime.now(UTC) - record["created_at"]
         expired = age > ttl
-        abandoned = record["state"] == "in_flight" and age > IN_FLIGHT_TIMEOUT
+        abandoned = record["state"] == "in_flight" and age > in_flight_timeout
         if expired or abandoned:
             if await idem_store.reclaim(conn, tenant=tenant, key=key, fingerprint=fingerprint,
                                         seen_created_at=record["created_at"]):
@@ -315,7 +362,7 @@ async def _claim(pool: Any, *, tenant: str, key: str, fingerprint: str,
                             record["location"], replayed=True)
 
 
-async def prune_idempotency(*, pool: Any, older_than: datetime) -> int:
-    async with pool.connection() as conn:
+async def prune_idempotency(*, db: Database, older_than: datetime) -> int:
+    async with db.system() as conn:
         return await idem_store.prune(conn, older_than=older_than)
 

@@ -19,7 +19,7 @@ from app.config import ROLES, TENANT_PATTERN, BootstrapKey
 from app.errors import BadRequest, NotFound
 from app.services.principal import Principal
 from app.storage import keys as key_store
-from app.storage.db import tenant_transaction
+from app.storage.db import Database
 
 KEY_CACHE_SECONDS = 4.0
 SECRET_PREFIX = "qcc_"  # noqa: S105 - a public marker for secret scanners
@@ -64,12 +64,12 @@ class KeyCache:
         return False
 
 
-async def authenticate(*, pool: Any, cache: KeyCache, secret: str) -> Principal | None:
+async def authenticate(*, db: Database, cache: KeyCache, secret: str) -> Principal | None:
     digest = hash_secret(secret)
     principal = cache.get(digest)
     if principal is not None:
         return principal
-    async with pool.connection() as conn:
+    async with db.system() as conn:
         found = await key_store.lookup(conn, secret_sha256=digest)
     if found is None:
         return None
@@ -78,12 +78,12 @@ async def authenticate(*, pool: Any, cache: KeyCache, secret: str) -> Principal 
     return principal
 
 
-async def touch(*, pool: Any, principal: Principal) -> None:
-    async with tenant_transaction(pool, principal.tenant) as conn:
+async def touch(*, db: Database, principal: Principal) -> None:
+    async with db.tenant(principal.tenant) as conn:
         await key_store.touch(conn, tenant=principal.tenant, key_id=principal.key_id)
 
 
-async def sync_env_keys(*, pool: Any, keys: tuple[BootstrapKey, ...]) -> None:
+async def sync_env_keys(*, db: Database, keys: tuple[BootstrapKey, ...]) -> None:
     rows = []
     for key in keys:
         rows.append({
@@ -94,7 +94,7 @@ async def sync_env_keys(*, pool: Any, keys: tuple[BootstrapKey, ...]) -> None:
             "prefix": display_prefix(key.secret)[:4] + "…",
             "sha256": hash_secret(key.secret).hex(),
         })
-    async with pool.connection() as conn, conn.transaction():
+    async with db.system(transaction=True) as conn:
         await key_store.sync_env_keys(conn, keys=rows)
 
 
@@ -113,24 +113,24 @@ class CreatedKey:
     secret: str  # shown once
 
 
-async def create(*, pool: Any, tenant: str, name: str, role: str, origin: str = "api",
+async def create(*, db: Database, tenant: str, name: str, role: str, origin: str = "api",
                  actor_key: UUID | None = None) -> CreatedKey:
     _validate(tenant, role, name)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=origin) as conn:
+    async with db.tenant(tenant, actor_key=actor_key, actor=origin) as conn:
         record = await key_store.create(
             conn, tenant=tenant, key_id=uuid.uuid4(), name=name, role=role,
             prefix=display_prefix(secret), secret_sha256=hash_secret(secret), origin=origin)
     return CreatedKey(record, secret)
 
 
-async def list_keys(*, pool: Any, tenant: str) -> list[dict[str, Any]]:
-    async with tenant_transaction(pool, tenant) as conn:
+async def list_keys(*, db: Database, tenant: str) -> list[dict[str, Any]]:
+    async with db.tenant(tenant) as conn:
         return await key_store.list_(conn, tenant=tenant)
 
 
-async def revoke(*, pool: Any, tenant: str, key_id: UUID, actor_key: UUID | None = None,
+async def revoke(*, db: Database, tenant: str, key_id: UUID, actor_key: UUID | None = None,
                  actor: str = "api") -> None:
-    async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=actor) as conn:
+    async with db.tenant(tenant, actor_key=actor_key, actor=actor) as conn:
         if not await key_store.revoke(conn, tenant=tenant, key_id=key_id):
             raise NotFound("no active key with this id in the tenant")

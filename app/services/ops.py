@@ -23,7 +23,7 @@ from app.observability import OPS, OPS_LATENCY_BOUNDS, OpsAccumulator
 from app.services.canonical import rfc3339
 from app.services.reports import matches
 from app.storage import ops as ops_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.ops")
 
@@ -55,11 +55,11 @@ class Metrics:
     document: dict[str, Any] | None  # None: not modified
 
 
-async def get_metrics(*, pool: Any, tenant: str, if_none_match: str | None,
+async def get_metrics(*, db: Database, tenant: str, if_none_match: str | None,
                       now: datetime | None = None) -> Metrics:
     moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     window_start = moment - WINDOW + timedelta(minutes=1)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         raw = await ops_store.metrics(conn, tenant=tenant, now=moment, window_start=window_start)
     requests = raw.get("requests") or {}
     total = int(requests.get("requests", 0))
@@ -110,12 +110,12 @@ def _rows(accumulator: OpsAccumulator) -> tuple[
     return request_rows, rejection_rows, requests, rejections
 
 
-async def flush(pool: Any, accumulator: OpsAccumulator = OPS) -> int:
+async def flush(*, db: Database, accumulator: OpsAccumulator = OPS) -> int:
     request_rows, rejection_rows, requests, rejections = _rows(accumulator)
     if not request_rows and not rejection_rows:
         return 0
     try:
-        async with connection(pool) as conn:
+        async with db.system() as conn:
             await ops_store.record(conn, requests=request_rows, rejections=rejection_rows)
     except BaseException:  # failed or cancelled mid-flush: the next flush adds them
         accumulator.restore(requests, rejections)
@@ -123,10 +123,10 @@ async def flush(pool: Any, accumulator: OpsAccumulator = OPS) -> int:
     return len(request_rows) + len(rejection_rows)
 
 
-async def flush_loop(pool: Any, every: float) -> None:
+async def flush_loop(*, db: Database, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            await flush(pool)
+            await flush(db=db)
         except Exception as exc:
             log.warning("ops metrics flush failed: %s", exc.__class__.__name__)

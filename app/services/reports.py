@@ -15,7 +15,7 @@ import orjson
 from app.errors import BadRequest, NotFound
 from app.services.canonical import rfc3339
 from app.storage import reports as report_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,19 +154,19 @@ def _summary(row: dict[str, Any], tenant: str) -> dict[str, Any]:
     return summary
 
 
-async def list_reports(*, pool: Any, tenant: str, filters: Filters, sort: str, limit: int,
+async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,
                        cursor: str | None, if_none_match: str | None) -> Page:
     descending = sort.startswith("-")
     column = sort.lstrip("-")
     after = decode_cursor(cursor, sort) if cursor else None
     # the version is read first and on its own: a 304 costs one statement, and a change
     # committed between this read and the page only makes the next validator differ
-    async with connection(pool) as conn:
+    async with db.system() as conn:
         version = await report_store.tenant_version(conn, tenant=tenant)
     tag = etag(tenant, version, "reports", filters.key(), sort, limit, cursor)
     if matches(if_none_match, tag):
         return Page(tag, None, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         params = filters.sql_params()
         params.update(limit=limit + 1, after_time=after[0] if after else None,
                       after_id=after[1] if after else None)
@@ -187,14 +187,14 @@ class ReportDocument:
     body: bytes | None  # None: not modified
 
 
-async def get_report(*, pool: Any, tenant: str, report_id: UUID,
+async def get_report(*, db: Database, tenant: str, report_id: UUID,
                      if_none_match: str | None) -> ReportDocument:
-    async with connection(pool) as conn:
+    async with db.system() as conn:
         version = await report_store.tenant_version(conn, tenant=tenant)
     tag = etag(tenant, version, "report", str(report_id))
     if matches(if_none_match, tag):
         return ReportDocument(tag, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         found = await report_store.get(conn, tenant=tenant, report_id=report_id)
     if found is None:
         raise NotFound("report not found")

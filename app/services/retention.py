@@ -18,7 +18,7 @@ from app.errors import Conflict, Unprocessable
 from app.services.canonical import canonical_bytes, rfc3339
 from app.storage import reports as report_store
 from app.storage import retention as retention_store
-from app.storage.db import tenant_transaction
+from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.retention")
 MAX_FAILURES = 20  # consecutive failed batches before a commit gives up
@@ -48,13 +48,13 @@ def _plan(tenant: str, cutoff: datetime, include_signed: bool,
     return plan, plan_hash
 
 
-async def dry_run(*, pool: Any, settings: Settings, tenant: str, older_than_days: int,
+async def dry_run(*, db: Database, settings: Settings, tenant: str, older_than_days: int,
                   include_signed: bool, now: datetime | None = None,
                   actor_key: uuid.UUID | None = None) -> Outcome:
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=older_than_days)
     expires_at = now + timedelta(seconds=settings.retention_plan_ttl)
-    async with tenant_transaction(pool, tenant, actor_key=actor_key) as conn:
+    async with db.tenant(tenant, actor_key=actor_key) as conn:
         found = await retention_store.candidates(conn, tenant=tenant, cutoff=cutoff,
                                                  include_signed=include_signed)
         plan, plan_hash = _plan(tenant, cutoff, include_signed, found)
@@ -65,13 +65,13 @@ async def dry_run(*, pool: Any, settings: Settings, tenant: str, older_than_days
     return Outcome(True, plan_hash, plan, expires_at=rfc3339(expires_at))
 
 
-async def commit(*, pool: Any, settings: Settings, tenant: str, plan_hash: str | None,
+async def commit(*, db: Database, settings: Settings, tenant: str, plan_hash: str | None,
                  actor_key: uuid.UUID | None = None, actor: str = "api") -> Outcome:
     if not plan_hash:
         raise Unprocessable("committing needs the plan_hash of a dry run",
                             errors=[{"pointer": "/plan_hash", "detail": "required"}])
     started = datetime.now(UTC)
-    async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=actor) as conn:
+    async with db.tenant(tenant, actor_key=actor_key, actor=actor) as conn:
         stored = await retention_store.get_plan(conn, tenant=tenant, plan_hash=plan_hash)
         if stored is None or stored["expires_at"] <= started:
             raise Conflict("unknown or expired plan_hash: run a new dry run")
@@ -82,9 +82,9 @@ async def commit(*, pool: Any, settings: Settings, tenant: str, plan_hash: str |
     if current_hash != plan_hash:
         raise Conflict("plan changed since the dry run (reports were signed, deleted or "
                        "added before the cutoff); nothing was deleted: run a new dry run")
-    deleted, failures = await _delete(pool, settings, tenant, cutoff, include_signed,
+    deleted, failures = await _delete(db, settings, tenant, cutoff, include_signed,
                                       actor_key, actor)
-    async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=actor) as conn:
+    async with db.tenant(tenant, actor_key=actor_key, actor=actor) as conn:
         await retention_store.drop_plan(conn, tenant=tenant, plan_hash=plan_hash)
         await retention_store.record_run(conn, tenant=tenant, run_id=uuid.uuid4(),
                                          plan_hash=plan_hash, cutoff=cutoff,
@@ -93,7 +93,7 @@ async def commit(*, pool: Any, settings: Settings, tenant: str, plan_hash: str |
     return Outcome(False, plan_hash, plan, deleted=deleted, failures=failures)
 
 
-async def _delete(pool: Any, settings: Settings, tenant: str, cutoff: datetime,
+async def _delete(db: Database, settings: Settings, tenant: str, cutoff: datetime,
                   include_signed: bool, actor_key: uuid.UUID | None,
                   actor: str) -> tuple[int, list[dict[str, Any]]]:
     """Small batches, one short transaction each: ingestion never waits long for a lock,
@@ -101,13 +101,18 @@ async def _delete(pool: Any, settings: Settings, tenant: str, cutoff: datetime,
     failures: list[dict[str, Any]] = []
     deleted, batch, failed_in_a_row = 0, 0, 0
     while failed_in_a_row < MAX_FAILURES:
-        try:
-            async with tenant_transaction(pool, tenant, actor_key=actor_key, actor=actor) as conn:
+        async def one_batch() -> int:
+            async with db.tenant(tenant, actor_key=actor_key, actor=actor) as conn:
                 gone = await retention_store.delete_batch(
                     conn, tenant=tenant, cutoff=cutoff, include_signed=include_signed,
                     limit=settings.retention_batch)
                 if gone:
                     await report_store.bump_version(conn, tenant=tenant)
+                return int(gone)
+
+        try:
+            # a batch deadlocked with ingestion was rolled back whole: it simply runs again
+            gone = await db.idempotent(one_batch)
         except Exception as exc:  # recorded and reported; the committed batches stay
             failed_in_a_row += 1
             failures.append({"batch": batch, "error": f"{exc.__class__.__name__}: {exc}"[:2000]})
@@ -123,18 +128,18 @@ async def _delete(pool: Any, settings: Settings, tenant: str, cutoff: datetime,
     return deleted, failures
 
 
-async def scheduled(*, pool: Any, settings: Settings) -> dict[str, int]:
+async def scheduled(*, db: Database, settings: Settings) -> dict[str, int]:
     """The daily run: every tenant, RETENTION_DAYS, signed reports kept."""
     if settings.retention_days <= 0:
         return {}
-    async with pool.connection() as conn:
+    async with db.system() as conn:
         tenants = await retention_store.tenants(conn)
     deleted = {}
     for tenant in tenants:
-        planned = await dry_run(pool=pool, settings=settings, tenant=tenant,
+        planned = await dry_run(db=db, settings=settings, tenant=tenant,
                                 older_than_days=settings.retention_days, include_signed=False)
         if planned.plan["candidates"]:
-            done = await commit(pool=pool, settings=settings, tenant=tenant,
+            done = await commit(db=db, settings=settings, tenant=tenant,
                                 plan_hash=planned.plan_hash, actor="schedule")
             deleted[tenant] = done.deleted
     return deleted

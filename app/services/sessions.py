@@ -25,7 +25,7 @@ from app.services.canonical import rfc3339
 from app.services.keys import KeyCache
 from app.services.principal import Principal
 from app.storage import sessions as session_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.sessions")
 
@@ -69,26 +69,26 @@ def limiter(settings: Settings) -> LoginLimiter:
     return _limiters.setdefault(id(settings), LoginLimiter(settings.console_login_per_minute))
 
 
-async def login(*, pool: Any, cache: KeyCache, settings: Settings, api_key: str,
+async def login(*, db: Database, cache: KeyCache, settings: Settings, api_key: str,
                 address: str) -> tuple[str, Principal, datetime]:
     """Returns the cookie's secret, the principal and when the session expires."""
     limiter(settings).take(address)
-    principal = await key_service.authenticate(pool=pool, cache=cache, secret=api_key)
+    principal = await key_service.authenticate(db=db, cache=cache, secret=api_key)
     if principal is None:
         log.warning("console login refused: unknown or revoked API key")
         raise Unauthorized("unknown or revoked API key")
     secret = secrets.token_urlsafe(32)
     expires = datetime.now(UTC) + timedelta(seconds=settings.console_session_ttl)
-    async with tenant_transaction(pool, principal.tenant, actor_key=principal.key_id) as conn:
+    async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
         expires = await session_store.insert(
             conn, secret_sha256=digest(secret), tenant=principal.tenant,
             key_id=principal.key_id, role=principal.role, expires_at=expires)
     return secret, principal, expires
 
 
-async def resolve(*, pool: Any, settings: Settings,
+async def resolve(*, db: Database, settings: Settings,
                   secret: str) -> tuple[Principal, datetime] | None:
-    async with connection(pool) as conn:
+    async with db.system() as conn:
         row = await session_store.lookup(conn, secret_sha256=digest(secret),
                                          idle_seconds=settings.console_session_idle)
     if row is None:
@@ -96,8 +96,8 @@ async def resolve(*, pool: Any, settings: Settings,
     return Principal(tenant=row[0], key_id=row[1], role=row[2]), row[3]
 
 
-async def logout(*, pool: Any, principal: Principal, secret: str) -> bool:
-    async with tenant_transaction(pool, principal.tenant, actor_key=principal.key_id) as conn:
+async def logout(*, db: Database, principal: Principal, secret: str) -> bool:
+    async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
         return await session_store.end(conn, secret_sha256=digest(secret))
 
 

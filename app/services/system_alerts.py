@@ -35,7 +35,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from app.config import Settings
 from app.services import alert_channels
 from app.storage import alerts as alert_store
-from app.storage.db import ping, tenant_transaction
+from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.system_alerts")
 
@@ -83,10 +83,10 @@ def dedup_key(tenant: str, rule: uuid.UUID, window_start: int, window: int) -> s
     return hashlib.sha256(f"{tenant}|{rule}|{window_start}|{window}".encode()).hexdigest()[:32]
 
 
-async def raise_alert(*, pool: Any, settings: Settings, check: str, level: str,
+async def raise_alert(*, db: Database, settings: Settings, check: str, level: str,
                       facts: dict[str, Any]) -> None:
     log.warning("system alert [%s] %s: %s", level, check, facts)
-    async with tenant_transaction(pool, SYSTEM_TENANT, actor="system") as conn:
+    async with db.tenant(SYSTEM_TENANT, actor="system") as conn:
         await alert_store.enqueue_system(conn, tenant=SYSTEM_TENANT, rule_id=rule_id(check, level),
                                          level=level, facts={"check": check, "facts": facts},
                                          window=settings.alert_dedup_window)
@@ -96,8 +96,8 @@ async def raise_alert(*, pool: Any, settings: Settings, check: str, level: str,
 
 
 class WorkerChecks:
-    def __init__(self, pool: Any, settings: Settings, *, client: Any = None) -> None:
-        self.pool = pool
+    def __init__(self, *, db: Database, settings: Settings, client: Any = None) -> None:
+        self.db = db
         self.settings = settings
         self.client = client
         self.failed_pings = 0
@@ -114,27 +114,27 @@ class WorkerChecks:
             await asyncio.sleep(self.settings.system_alert_interval)
 
     async def check(self) -> None:
-        if not await ping(self.pool):
+        if not await self.db.probe():
             self.failed_pings += 1
             if self.failed_pings >= 2:
                 self.database_unreachable()
             return
         self.failed_pings = 0
         settings = self.settings
-        async with self.pool.connection() as conn:
+        async with self.db.system() as conn:
             size = await alert_store.database_size(conn) if settings.alert_db_size_bytes else 0
             since, self.last_dead_check = self.last_dead_check, datetime.now(UTC)
             dead = await alert_store.dead_since(conn, since=since)
         if settings.alert_db_size_bytes:
             ratio = size / settings.alert_db_size_bytes
             if ratio >= 0.8:
-                await raise_alert(pool=self.pool, settings=settings, check="database_capacity",
+                await raise_alert(db=self.db, settings=settings, check="database_capacity",
                                   level="critical" if ratio >= 1.0 else "warning",
                                   facts={"size_bytes": size,
                                          "threshold_bytes": settings.alert_db_size_bytes,
                                          "percent": round(ratio * 100, 1)})
         if dead:
-            await raise_alert(pool=self.pool, settings=settings, check="dead_letters",
+            await raise_alert(db=self.db, settings=settings, check="dead_letters",
                               level="error", facts={"dead_deliveries": dead})
 
     def database_unreachable(self) -> None:
@@ -210,8 +210,8 @@ def _p95(buckets: dict[float, float]) -> float | None:
 class ApiChecks:
     """Deltas of this process's own request metrics between two checks."""
 
-    def __init__(self, pool: Any, settings: Settings) -> None:
-        self.pool = pool
+    def __init__(self, *, db: Database, settings: Settings) -> None:
+        self.db = db
         self.settings = settings
         self.previous: dict[str, Any] | None = None
         self.at = time.monotonic()
@@ -250,19 +250,19 @@ class ApiChecks:
         settings = self.settings
         per_minute = (current["errors"] - previous["errors"]) * 60.0 / elapsed
         if per_minute > settings.alert_errors_per_minute:
-            await raise_alert(pool=self.pool, settings=settings, check="error_spike",
+            await raise_alert(db=self.db, settings=settings, check="error_spike",
                               level="error", facts={"errors_per_minute": round(per_minute, 1),
                                                     "threshold": settings.alert_errors_per_minute})
         delta = {b: n - previous["buckets"].get(b, 0.0) for b, n in current["buckets"].items()}
         count = max(delta.values(), default=0.0)
         p95 = _p95(delta)
         if count >= 20 and p95 is not None and p95 > settings.alert_ingest_p95_seconds:
-            await raise_alert(pool=self.pool, settings=settings, check="ingest_latency",
+            await raise_alert(db=self.db, settings=settings, check="ingest_latency",
                               level="warning", facts={"p95_seconds_at_most": p95,
                                                       "slo_seconds": settings.alert_ingest_p95_seconds,
                                                       "ingests": int(count)})
         limited = {t: int(n - previous["limited"].get(t, 0.0))
                    for t, n in current["limited"].items() if n > previous["limited"].get(t, 0.0)}
         if limited:
-            await raise_alert(pool=self.pool, settings=settings, check="rate_limited",
+            await raise_alert(db=self.db, settings=settings, check="rate_limited",
                               level="warning", facts={"refused_by_tenant": limited})

@@ -10,7 +10,7 @@ from app.errors import BadRequest
 from app.services.canonical import rfc3339
 from app.services.reports import Filters, etag, matches
 from app.storage import reports as report_store
-from app.storage.db import connection, tenant_transaction
+from app.storage.db import Database
 
 WIDTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 DEFAULT_SPAN = {"hour": timedelta(hours=48), "day": timedelta(days=30)}
@@ -54,18 +54,18 @@ class Timeline:
     document: dict[str, Any] | None  # None: not modified
 
 
-async def get_timeline(*, pool: Any, tenant: str, bucket: str, group_by: str, filters: Filters,
+async def get_timeline(*, db: Database, tenant: str, bucket: str, group_by: str, filters: Filters,
                        if_none_match: str | None, now: datetime | None = None) -> Timeline:
     first, last = bucket_range(bucket, filters.since, filters.until, now or datetime.now(UTC))
     # The rollup holds every dimension except subject and labels.
     from_rollup = not filters.subject and not filters.labels
-    async with connection(pool) as conn:
+    async with db.system() as conn:
         version = await report_store.tenant_version(conn, tenant=tenant)
     tag = etag(tenant, version, "timeline", bucket, group_by, first.isoformat(),
                last.isoformat(), filters.key())
     if matches(if_none_match, tag):
         return Timeline(tag, None)
-    async with tenant_transaction(pool, tenant) as conn:
+    async with db.tenant(tenant) as conn:
         params = filters.sql_params()
         params.update(bucket=bucket, since=first, until=last)
         rows = await report_store.timeline(conn, tenant=tenant, params=params,

@@ -1,18 +1,35 @@
-"""Connection pool lifecycle and the tenant-scoped transaction every query runs in."""
+"""The one database boundary: the `Database` object every service reaches PostgreSQL through.
+
+It owns the connection pool, opens tenant transactions (SET LOCAL for row-level
+security) and plain connections for system work, and translates driver errors in one
+place (`translate`, the procrastinate `wrap_exceptions` way):
+
+- the database cannot serve now (connection lost, admin/crash shutdown, too many
+  connections, no pooled connection in time, disk full) -> ServiceUnavailable (503 +
+  Retry-After);
+- serialization failure / deadlock (the transaction rolled back whole) -> Retryable, which
+  `Database.idempotent` runs once more and which is otherwise a 503;
+- a named constraint -> the domain error it stands for.
+
+Nothing above app/storage imports psycopg or touches the pool.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TypeVar
 from uuid import UUID
 
 import orjson
 import psycopg
 from psycopg.types.json import set_json_dumps, set_json_loads
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from app.errors import ServiceUnavailable
+from app.errors import Conflict, DomainError, ServiceUnavailable
 
 log = logging.getLogger("qc_collector.storage")
 
@@ -21,74 +38,244 @@ set_json_loads(orjson.loads)
 
 # UTC: date_trunc buckets and timestamps are UTC whatever the server's default.
 SESSION_OPTIONS = "-c TimeZone=UTC"
+APPLICATION_NAME = "qc-collector"
 
 Connection = psycopg.AsyncConnection
+T = TypeVar("T")
+
+POOL_TIMEOUT_SECONDS = 5.0  # below every client and proxy timeout: a 503, never a hang
+PROBE_TIMEOUT_SECONDS = 2.0
+PROBE_CACHE_SECONDS = 1.0  # /ready polled many times a second asks PostgreSQL once
+PROBE_FAILURE_CACHE_SECONDS = 0.5  # while down, requests are refused without queueing
+# How long the pool keeps retrying (with backoff) a connection it lost; after that it
+# tries again only when a request asks, so a database back after a long outage is used
+# at once instead of at the next backoff step.
+RECONNECT_SECONDS = 5.0
+RETRY_AFTER_SECONDS = 2
+
+# SQLSTATE classes where PostgreSQL cannot serve now but may in a moment: 08 connection
+# exception, 53 insufficient resources (too many connections, disk full, out of memory),
+# 57 operator intervention (admin/crash shutdown, cannot connect now); 25006: a read-only
+# transaction (the primary was demoted by a failover).
+UNAVAILABLE_CLASSES = ("08", "53", "57")
+UNAVAILABLE_STATES = {"25006"}
+# The transaction was rolled back whole; running the same unit again is safe.
+RETRYABLE_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+# Named constraints -> the domain error a violation means (secrets are 256-bit random, so
+# these collide only on a bug or a replayed secret).
+CONSTRAINTS: dict[str, Callable[[], DomainError]] = {
+    "api_keys_secret_unique": lambda: Conflict("an API key with this secret already exists"),
+    "console_sessions_secret_unique": lambda: Conflict("this console session already exists"),
+    "alert_deliveries_channel_once": lambda: Conflict(
+        "this notification already has a delivery on that channel"),
+}
+
+
+class Retryable(ServiceUnavailable):
+    """A serialization failure or deadlock: nothing of the unit of work was kept."""
+
+
+def translate(exc: BaseException) -> DomainError | None:
+    """The one place driver errors become domain errors; None: not a database condition
+    the caller can act on (a bug, rendered as 500)."""
+    if isinstance(exc, PoolTimeout):
+        return ServiceUnavailable("no database connection became free in time; retry later",
+                                  retry_after=RETRY_AFTER_SECONDS)
+    if not isinstance(exc, psycopg.Error):
+        return None
+    state = exc.sqlstate or ""
+    if state in RETRYABLE_STATES:
+        return Retryable("the database aborted a conflicting transaction; retry",
+                         retry_after=1)
+    if isinstance(exc, psycopg.IntegrityError):
+        make = CONSTRAINTS.get(exc.diag.constraint_name or "")
+        return make() if make is not None else None
+    if (isinstance(exc, psycopg.OperationalError) or state[:2] in UNAVAILABLE_CLASSES
+            or state in UNAVAILABLE_STATES):
+        return ServiceUnavailable("the database is unavailable; retry later",
+                                  retry_after=RETRY_AFTER_SECONDS)
+    return None
 
 
 def _with_options(conninfo: str) -> str:
     return psycopg.conninfo.make_conninfo(conninfo, options=SESSION_OPTIONS,
-                                          application_name="qc-collector")
-
-
-async def open_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:
-    pool = AsyncConnectionPool(
-        _with_options(conninfo), min_size=min_size, max_size=max_size, open=False,
-        kwargs={"autocommit": True}, name="qc-collector", timeout=10.0,
-    )
-    await pool.open(wait=False)
-    return pool
+                                          application_name=APPLICATION_NAME)
 
 
 SET_SCOPE = ("SELECT set_config('app.tenant', %s, true), set_config('app.actor_key', %s, true),"
              " set_config('app.actor', %s, true)")
 
 
-@asynccontextmanager
-async def tenant_transaction(pool: AsyncConnectionPool, tenant: str, *,
-                             actor_key: UUID | None = None, actor: str = "api",
-                             pipeline: bool = False) -> AsyncIterator[Connection]:
-    """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant);
-    the actor settings name who acts, for the audit triggers.
+class Database:
+    """The pool and the ways to use it. One per process; services get it as `db=`.
 
-    Pipeline mode: BEGIN, the settings and every statement up to the first read of a
-    result travel in one round trip, and COMMIT rides with the end of the block. (Server-
-    side cursors need pipeline=False.)"""
-    try:
-        async with pool.connection() as conn:
-            if pipeline:
-                async with conn.pipeline(), conn.transaction():
-                    await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
+    A read replica (issue 12) slots in as a second pool chosen by `tenant(..., read=True)`;
+    today every transaction runs on the primary."""
+
+    def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 10,
+                 timeout: float = POOL_TIMEOUT_SECONDS, name: str = APPLICATION_NAME) -> None:
+        self.conninfo = _with_options(conninfo)
+        self.pool = AsyncConnectionPool(
+            self.conninfo, min_size=min_size, max_size=max_size, open=False,
+            kwargs={"autocommit": True}, name=name, timeout=timeout,
+            reconnect_timeout=RECONNECT_SECONDS)
+        self._probe: Connection | None = None
+        self._probe_lock = asyncio.Lock()
+        self._probe_ok_at = -PROBE_CACHE_SECONDS
+        self._probe_failed_at = -PROBE_FAILURE_CACHE_SECONDS
+        self._checking: asyncio.Task[None] | None = None
+        # Set when the database failed us: until a probe succeeds, units are refused with a
+        # 503 at once instead of each waiting the pool timeout for a connection.
+        self._down = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self, *, wait: float | None = None) -> Database:
+        """Opens the pool; with `wait`, raises ServiceUnavailable unless min_size
+        connections are up within that many seconds."""
+        await self.pool.open(wait=False)
+        if wait is not None:
+            try:
+                await self.pool.wait(timeout=wait)
+            except PoolTimeout as exc:
+                raise ServiceUnavailable("the database did not answer at start-up") from exc
+        return self
+
+    async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
+        if self._probe is not None:
+            await self._probe.close()
+            self._probe = None
+        await self.pool.close()
+
+    # -- units of work -----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def tenant(self, tenant: str, *, actor_key: UUID | None = None, actor: str = "api",
+                     pipeline: bool = False, read: bool = False) -> AsyncIterator[Connection]:
+        """A transaction whose row-level security sees only `tenant` (SET LOCAL app.tenant);
+        the actor settings name who acts, for the audit triggers. `read`: the unit only
+        reads (a replica may serve it).
+
+        Pipeline mode: BEGIN, the settings and every statement up to the first read of a
+        result travel in one round trip, and COMMIT rides with the end of the block.
+        (Server-side cursors need pipeline=False.)"""
+        del read  # one pool today; see the class docstring
+        await self._gate()
+        with self._translated():
+            async with self.pool.connection() as conn:
+                if pipeline:
+                    async with conn.pipeline(), conn.transaction():
+                        await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
+                        yield conn
+                else:
+                    async with conn.transaction():
+                        await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
+                        yield conn
+
+    @asynccontextmanager
+    async def system(self, *, transaction: bool = False,
+                     pipeline: bool = False) -> AsyncIterator[Connection]:
+        """A pooled connection with no tenant scope: definer functions that take the tenant
+        as a parameter, cross-tenant housekeeping, the group commit (which sets the tenant
+        per group). Autocommit unless `transaction`."""
+        await self._gate()
+        with self._translated():
+            async with self.pool.connection() as conn:
+                if pipeline:
+                    async with conn.pipeline(), conn.transaction():
+                        yield conn
+                elif transaction:
+                    async with conn.transaction():
+                        yield conn
+                else:
                     yield conn
-            else:
-                async with conn.transaction():
-                    await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
-                    yield conn
-    except (psycopg.OperationalError, TimeoutError) as exc:
-        log.error("database unavailable: %s", exc.__class__.__name__)
-        raise ServiceUnavailable("database is unavailable; retry later") from exc
 
+    async def idempotent(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Runs a unit of work that keeps nothing outside its own transaction(s), so it may
+        run again: a serialization failure or deadlock gets one transparent retry, a second
+        one is a 503."""
+        try:
+            return await work()
+        except Retryable:
+            log.info("transaction aborted by a conflict; running it once more")
+            return await work()
 
-@asynccontextmanager
-async def connection(pool: AsyncConnectionPool) -> AsyncIterator[Connection]:
-    """A pooled connection in autocommit, for single statements that need no tenant scope
-    (definer functions that take the tenant as a parameter)."""
-    try:
-        async with pool.connection() as conn:
-            yield conn
-    except (psycopg.OperationalError, TimeoutError) as exc:
-        log.error("database unavailable: %s", exc.__class__.__name__)
-        raise ServiceUnavailable("database is unavailable; retry later") from exc
+    async def _gate(self) -> None:
+        if self._down:
+            if not await self.probe():
+                raise ServiceUnavailable("the database is unavailable; retry later",
+                                         retry_after=RETRY_AFTER_SECONDS)
+            self._down = False
+
+    # -- health ------------------------------------------------------------------------
+
+    async def probe(self) -> bool:
+        """Is PostgreSQL answering? On a dedicated connection, never the pool: a saturated
+        pool must not make /ready wait. A success is remembered PROBE_CACHE_SECONDS."""
+        if time.monotonic() - self._probe_ok_at < PROBE_CACHE_SECONDS:
+            return True
+        if time.monotonic() - self._probe_failed_at < PROBE_FAILURE_CACHE_SECONDS:
+            return False
+        async with self._probe_lock:
+            if time.monotonic() - self._probe_ok_at < PROBE_CACHE_SECONDS:
+                return True
+            if time.monotonic() - self._probe_failed_at < PROBE_FAILURE_CACHE_SECONDS:
+                return False
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                    if self._probe is None or self._probe.closed:
+                        self._probe = await Connection.connect(
+                            self.conninfo, autocommit=True,
+                            connect_timeout=int(PROBE_TIMEOUT_SECONDS))
+                    await self._probe.execute("SELECT 1")
+            except (psycopg.Error, TimeoutError, OSError) as exc:
+                log.warning("database probe failed: %s", exc.__class__.__name__)
+                if self._probe is not None:
+                    await self._probe.close()
+                    self._probe = None
+                self._probe_failed_at = time.monotonic()
+                return False
+            self._probe_ok_at = time.monotonic()
+            return True
+
+    # -- the translation -------------------------------------------------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Driver errors leave as domain errors (`translate`); an outage is logged once
+        here and marks the database down until a probe succeeds."""
+        try:
+            yield
+        except DomainError:
+            raise
+        except Exception as exc:
+            domain = translate(exc)
+            if domain is None:
+                raise
+            if isinstance(domain, ServiceUnavailable) and not isinstance(domain, Retryable):
+                log.error("database unavailable: %s (%s)", exc.__class__.__name__,
+                          getattr(exc, "sqlstate", None) or "-")
+                self._down = True
+                if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
+                    self._lost_connections()
+            raise domain from exc
+
+    def _lost_connections(self) -> None:
+        """A restart breaks every pooled connection at once: check the idle ones in the
+        background so the next requests get live ones instead of failing one by one."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        try:
+            await self.pool.check()
+        except Exception as exc:  # best effort; a broken connection is also dropped on use
+            log.warning("pool check failed: %s", exc.__class__.__name__)
 
 
 async def set_tenant(conn: Connection, tenant: str) -> None:
     """Switch the RLS tenant inside an open transaction (group commit spans tenants)."""
     await conn.execute("SELECT set_config('app.tenant', %s, true)", (tenant,))
-
-
-async def ping(pool: AsyncConnectionPool) -> bool:
-    try:
-        async with pool.connection(timeout=2.0) as conn:
-            await conn.execute("SELECT 1")
-        return True
-    except Exception:  # any failure means "not ready"
-        return False

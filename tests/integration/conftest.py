@@ -1,4 +1,4 @@
-"""Integration fixtures: an async pool on the real database as the app role (RLS on)."""
+"""Integration fixtures: a Database on the real database as the app role (RLS on)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.storage.db import open_pool
+from app.storage.db import Database
 
 
 class CountingCursor(psycopg.AsyncCursor):  # type: ignore[type-arg]
@@ -28,12 +28,12 @@ class CountingConnection(psycopg.AsyncConnection):  # type: ignore[type-arg]
 
 
 @pytest.fixture
-async def pool(database) -> AsyncIterator[Any]:
-    pool = await open_pool(database.app_url, min_size=1, max_size=4)
-    pool.connection_class = CountingConnection
-    await pool.wait()
-    yield pool
-    await pool.close()
+async def db(database) -> AsyncIterator[Database]:
+    db = Database(database.app_url, min_size=1, max_size=4)
+    db.pool.connection_class = CountingConnection
+    await db.open(wait=30)
+    yield db
+    await db.close()
 
 
 @pytest.fixture

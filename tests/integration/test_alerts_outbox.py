@@ -19,7 +19,7 @@ from app.config import Settings
 from app.services import alerts, ingest, system_alerts
 from app.services.alert_dispatch import Dispatcher
 from app.services.principal import Principal
-from app.storage.db import open_pool
+from app.storage.db import Database
 from app.storage.migrate import migrate
 from tools.liveserver import free_port
 
@@ -39,23 +39,23 @@ def windows(database: Any, tenant: str) -> list[tuple[int, int]]:
 
 
 async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_it(
-        pool, database, tmp_path):
+        db, database, tmp_path):
     tenant = f"outbox-{uuid.uuid4().hex[:8]}"
     settings = Settings(data_dir=tmp_path, encryption_key=KEY)
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
-    await alerts.create_rule(pool=pool, settings=settings, principal=admin, request={
+    await alerts.create_rule(db=db, settings=settings, principal=admin, request={
         "name": "prod blockers", "match": {"severity": ["block"], "labels": {"env": "prod"}},
         "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
     mixed = [submission("a", "block"), submission("b", "warn"), submission("c", "block")]
     # a transaction that fails after the write (as a group commit can) leaves no match
-    async with pool.connection() as conn:
+    async with db.system() as conn:
         with pytest.raises(RuntimeError):
             async with conn.transaction():
                 await ingest.write(conn, [ingest.Work(tenant, ingest.prepare_all(
                     mixed, tenant=tenant, batch=True))], alert_window=3600)
                 raise RuntimeError("the commit fails")
     assert windows(database, tenant) == []
-    committer = ingest.GroupCommitter(pool, alert_window=3600)
+    committer = ingest.GroupCommitter(db=db, alert_window=3600)
     committer.start()
     try:
         await committer.submit(ingest.Work(tenant, ingest.prepare_all(mixed, tenant=tenant,
@@ -67,7 +67,7 @@ async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_
     assert windows(database, tenant) == [(3, 0)]  # two + one block reports, one window
 
 
-async def test_a_tenant_without_rules_pays_one_short_circuited_statement(pool, database):
+async def test_a_tenant_without_rules_pays_one_short_circuited_statement(db, database):
     with psycopg.connect(database.owner_url) as conn:
         conn.execute("SET ROLE qcc_app")
         conn.execute("SELECT set_config('app.tenant', 'no-rules-here', false)")
@@ -89,10 +89,9 @@ async def isolated(database, owner) -> AsyncIterator[Any]:
         params["dbname"] = name
         urls.append(psycopg.conninfo.make_conninfo(**params))
     migrate(urls[0])
-    pool = await open_pool(urls[1], min_size=1, max_size=6)
-    await pool.wait()
-    yield pool
-    await pool.close()
+    db = await Database(urls[1], min_size=1, max_size=6).open(wait=30)
+    yield db
+    await db.close()
     owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -120,11 +119,11 @@ def system_settings(server: HTTPServer, tmp_path: Any) -> Settings:
 async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, receiver, tmp_path):
     settings = system_settings(receiver, tmp_path)
     for _ in range(3):  # e.g. three API processes seeing the same spike in one window
-        await system_alerts.raise_alert(pool=isolated, settings=settings, check="error_spike",
+        await system_alerts.raise_alert(db=isolated, settings=settings, check="error_spike",
                                         level="error", facts={"errors_per_minute": 12})
-    await system_alerts.raise_alert(pool=isolated, settings=settings, check="database_capacity",
+    await system_alerts.raise_alert(db=isolated, settings=settings, check="database_capacity",
                                     level="critical", facts={"percent": 101.0})
-    dispatcher = Dispatcher(isolated, settings)
+    dispatcher = Dispatcher(db=isolated, settings=settings)
     try:
         for _ in range(3):
             await dispatcher.round()
@@ -144,16 +143,10 @@ async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, r
         int(start.timestamp()), 300)
 
 
-class DeadPool:
-    """A pool whose database is gone."""
-
-    def connection(self, *args: Any, **kwargs: Any) -> Any:
-        raise psycopg.OperationalError("connection refused")
-
-
 async def test_an_unreachable_database_pages_directly_once_per_window(receiver, tmp_path):
     settings = system_settings(receiver, tmp_path)
-    checks = system_alerts.WorkerChecks(DeadPool(), settings)
+    checks = system_alerts.WorkerChecks(
+        db=Database(f"postgresql://app@127.0.0.1:{free_port()}/gone"), settings=settings)
     await checks.check()
     assert checks.tasks == set()  # one failed ping is not yet an outage
     await checks.check()

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.errors import Conflict
 from app.services import exports, ingest, retention
 from app.services.principal import Principal
-from app.storage.db import open_pool
+from app.storage.db import Database
 from app.storage.migrate import migrate
 
 TENANT = "jobs"
@@ -22,7 +22,7 @@ TENANT = "jobs"
 
 @pytest.fixture
 async def isolated(database, owner, tmp_path):
-    """A fresh, migrated database in the test cluster, and a pool on it as the app role."""
+    """A fresh, migrated database in the test cluster, and a Database on it as the app role."""
     name = f"jobs_{uuid.uuid4().hex[:10]}"
     owner.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     urls = []
@@ -31,16 +31,15 @@ async def isolated(database, owner, tmp_path):
         params["dbname"] = name
         urls.append(psycopg.conninfo.make_conninfo(**params))
     migrate(urls[0])
-    pool = await open_pool(urls[1], min_size=1, max_size=4)
-    await pool.wait()
+    db = await Database(urls[1], min_size=1, max_size=4).open(wait=30)
     settings = Settings(data_dir=tmp_path, database_url=urls[1])
-    yield pool, settings, urls[0]
-    await pool.close()
+    yield db, settings, urls[0]
+    await db.close()
     owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-async def store(pool, count: int, *, received_at: datetime | None = None) -> list[str]:
-    committer = ingest.GroupCommitter(pool)
+async def store(db, count: int, *, received_at: datetime | None = None) -> list[str]:
+    committer = ingest.GroupCommitter(db=db)
     committer.start()
     try:
         submissions = [{"source": "jobs", "subject": f"s{i}", "observed_at": "2026-11-21T00:00:00Z",
@@ -58,28 +57,28 @@ def principal() -> Principal:
 
 
 async def test_an_identical_request_returns_the_running_export_and_a_third_is_refused(isolated):
-    pool, settings, _ = isolated
+    db, settings, _ = isolated
     who = principal()
-    first = await exports.create(pool=pool, settings=settings, principal=who,
+    first = await exports.create(db=db, settings=settings, principal=who,
                                  request={"format": "csv", "since": "-1d"})
-    again = await exports.create(pool=pool, settings=settings, principal=who,
+    again = await exports.create(db=db, settings=settings, principal=who,
                                  request={"format": "csv", "since": "-1d"})
     assert again.export_id == first.export_id
-    await exports.create(pool=pool, settings=settings, principal=who,
+    await exports.create(db=db, settings=settings, principal=who,
                          request={"format": "ndjson", "since": "-1d"})
     with pytest.raises(exports.TooManyExports):
-        await exports.create(pool=pool, settings=settings, principal=who,
+        await exports.create(db=db, settings=settings, principal=who,
                              request={"format": "ndjson", "since": "-2d"})
 
 
 async def test_an_export_over_the_row_limit_fails_with_the_reason(isolated):
-    pool, settings, _ = isolated
-    await store(pool, 3)
+    db, settings, _ = isolated
+    await store(db, 3)
     settings = replace(settings, export_max_rows=2)
-    accepted = await exports.create(pool=pool, settings=settings, principal=principal(),
+    accepted = await exports.create(db=db, settings=settings, principal=principal(),
                                     request={"format": "ndjson", "since": "-1h"})
-    await exports.run(pool=pool, settings=settings, tenant=TENANT, export_id=accepted.export_id)
-    view = await exports.get(pool=pool, settings=settings, tenant=TENANT,
+    await exports.run(db=db, settings=settings, tenant=TENANT, export_id=accepted.export_id)
+    view = await exports.get(db=db, settings=settings, tenant=TENANT,
                              export_id=accepted.export_id, if_none_match=None)
     assert view.body["status"] == "failed" and "EXPORT_MAX_ROWS (2)" in view.body["error"]
     assert view.body["download_url"] is None
@@ -87,13 +86,13 @@ async def test_an_export_over_the_row_limit_fails_with_the_reason(isolated):
 
 
 async def test_retention_plan_commit_keeps_signed_and_refuses_a_changed_plan(isolated):
-    pool, settings, owner_url = isolated
+    db, settings, owner_url = isolated
     old = datetime.now(UTC) - timedelta(days=100)
-    ids = await store(pool, 7, received_at=old)
-    recent = await store(pool, 2)
+    ids = await store(db, 7, received_at=old)
+    recent = await store(db, 2)
     with psycopg.connect(owner_url, autocommit=True) as conn:
         conn.execute("UPDATE reports SET signed = true WHERE id = %s", (ids[0],))
-    planned = await retention.dry_run(pool=pool, settings=settings, tenant=TENANT,
+    planned = await retention.dry_run(db=db, settings=settings, tenant=TENANT,
                                       older_than_days=90, include_signed=False)
     assert planned.plan["candidates"] == 6 and planned.plan["held_signed"] == 1
 
@@ -101,15 +100,15 @@ async def test_retention_plan_commit_keeps_signed_and_refuses_a_changed_plan(iso
     with psycopg.connect(owner_url, autocommit=True) as conn:
         conn.execute("UPDATE reports SET signed = true WHERE id = %s", (ids[1],))
     with pytest.raises(Conflict, match="plan changed"):
-        await retention.commit(pool=pool, settings=settings, tenant=TENANT,
+        await retention.commit(db=db, settings=settings, tenant=TENANT,
                                plan_hash=planned.plan_hash)
     with pytest.raises(Conflict, match="unknown or expired"):
-        await retention.commit(pool=pool, settings=settings, tenant=TENANT, plan_hash="0" * 64)
+        await retention.commit(db=db, settings=settings, tenant=TENANT, plan_hash="0" * 64)
 
     settings = replace(settings, retention_batch=2)  # several short transactions
-    planned = await retention.dry_run(pool=pool, settings=settings, tenant=TENANT,
+    planned = await retention.dry_run(db=db, settings=settings, tenant=TENANT,
                                       older_than_days=90, include_signed=False)
-    done = await retention.commit(pool=pool, settings=settings, tenant=TENANT,
+    done = await retention.commit(db=db, settings=settings, tenant=TENANT,
                                   plan_hash=planned.plan_hash)
     assert done.deleted == 5 and done.failures == []
     with psycopg.connect(owner_url) as conn:
@@ -123,15 +122,15 @@ async def test_retention_plan_commit_keeps_signed_and_refuses_a_changed_plan(iso
     assert rollup == 4  # the timeline lost exactly what was deleted
     assert audited == [("5",)]
     with pytest.raises(Conflict):  # a plan is used once
-        await retention.commit(pool=pool, settings=settings, tenant=TENANT,
+        await retention.commit(db=db, settings=settings, tenant=TENANT,
                                plan_hash=planned.plan_hash)
 
 
 async def test_times_out_of_range_are_422(isolated):
     from app.errors import Unprocessable
 
-    pool, settings, _ = isolated
+    db, settings, _ = isolated
     for since in ("-808736d", "0001-01-01T00:00:00+01:00"):
         with pytest.raises(Unprocessable):
-            await exports.create(pool=pool, settings=settings, principal=principal(),
+            await exports.create(db=db, settings=settings, principal=principal(),
                                  request={"format": "csv", "since": since})

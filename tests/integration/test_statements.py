@@ -22,8 +22,8 @@ async def _statements(coro) -> tuple[int, object]:
     return CountingCursor.count - before, result
 
 
-async def test_statement_counts_do_not_grow_with_page_size(pool):
-    committer = ingest.GroupCommitter(pool)
+async def test_statement_counts_do_not_grow_with_page_size(db):
+    committer = ingest.GroupCommitter(db=db)
     committer.start()
     try:
         prepared = ingest.prepare_all([submission(i) for i in range(600)], tenant=TENANT,
@@ -35,7 +35,7 @@ async def test_statement_counts_do_not_grow_with_page_size(pool):
     counts = {}
     for limit in (1, 50, 500):
         n, page = await _statements(reports.list_reports(
-            pool=pool, tenant=TENANT, filters=reports.Filters(), sort="-received_at",
+            db=db, tenant=TENANT, filters=reports.Filters(), sort="-received_at",
             limit=limit, cursor=None, if_none_match=None))
         assert len(page.items) == limit
         counts[limit] = n
@@ -44,18 +44,18 @@ async def test_statement_counts_do_not_grow_with_page_size(pool):
 
     # a matching If-None-Match answers without running the list at all
     n, unchanged = await _statements(reports.list_reports(
-        pool=pool, tenant=TENANT, filters=reports.Filters(), sort="-received_at", limit=500,
+        db=db, tenant=TENANT, filters=reports.Filters(), sort="-received_at", limit=500,
         cursor=None, if_none_match=page.etag))
     assert unchanged.items is None and n == 1  # the version lookup alone
 
     report_id = page.items[0]["id"]
-    n, _ = await _statements(reports.get_report(pool=pool, tenant=TENANT, report_id=report_id,
+    n, _ = await _statements(reports.get_report(db=db, tenant=TENANT, report_id=report_id,
                                                 if_none_match=None))
     assert n <= 3
     now = datetime.now(UTC)
     for filters in (reports.Filters(), reports.make_filters(label=["env:prod"])):
         n, result = await _statements(timeline.get_timeline(
-            pool=pool, tenant=TENANT, bucket="hour", group_by="status", filters=filters,
+            db=db, tenant=TENANT, bucket="hour", group_by="status", filters=filters,
             if_none_match=None, now=now + timedelta(hours=1)))
         assert n <= 3
         assert sum(b["total"] for b in result.document["buckets"]) == 600

@@ -17,7 +17,7 @@ from psycopg import sql
 from app.config import Settings
 from app.services import exports
 from app.services.principal import Principal
-from app.storage.db import open_pool
+from app.storage.db import Database
 from app.storage.migrate import migrate
 from tools.liveserver import LiveDatabase, start_worker
 
@@ -65,14 +65,14 @@ def test_a_killed_worker_never_leaves_a_wrong_file_marked_done(crash_site):
     settings = Settings(data_dir=run_dir, database_url=db.app_url)
 
     async def create() -> uuid.UUID:
-        pool = await open_pool(db.app_url, min_size=1, max_size=2)
+        database = await Database(db.app_url, min_size=1, max_size=2).open(wait=30)
         try:
             who = Principal(tenant=TENANT, role="admin", key_id=uuid.uuid4())
-            accepted = await exports.create(pool=pool, settings=settings, principal=who,
+            accepted = await exports.create(db=database, settings=settings, principal=who,
                                             request={"format": "ndjson", "since": "-7d"})
             return accepted.export_id
         finally:
-            await pool.close()
+            await database.close()
 
     env = {"WORKER_HEARTBEAT_SECONDS": "1"}
     first = start_worker(db, run_dir=run_dir, env=env, name="first")

@@ -189,11 +189,11 @@ async def test_api_checks_raise_an_error_spike_p95_and_rate_limit_alerts(monkeyp
 
     raised: list[tuple[str, str, dict]] = []
 
-    async def capture(*, pool, settings, check, level, facts):
+    async def capture(*, db, settings, check, level, facts):
         raised.append((check, level, facts))
 
     monkeypatch.setattr(system_alerts, "raise_alert", capture)
-    checks = system_alerts.ApiChecks(None, Settings(alert_errors_per_minute=3))
+    checks = system_alerts.ApiChecks(db=None, settings=Settings(alert_errors_per_minute=3))
     await checks.check()  # the baseline
     for _ in range(50):
         REQUESTS.labels("reports.list_reports", "503").inc()

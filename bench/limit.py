@@ -1,0 +1,139 @@
+"""The limit: pgbench running each path's own statements at the bench's concurrency.
+
+What PostgreSQL alone can do on this machine for the statements a request sends: the
+text comes from app/storage/queries.sql (the same names the storage layer runs), the
+parameters are rendered as literals by psycopg's client-side binding, and pgbench (from
+the embedded PostgreSQL's own binaries) runs them as the app role, in the transaction
+and with the RLS scope the service uses. No HTTP, no Python: the ceiling we close in on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from app.storage.queries import q
+from bench import wrk
+
+# the id of each pgbench ingest: a valid uuid whose last 12 digits pgbench substitutes
+ID_PREFIX = "00000000-0000-7000-8000-"
+SET_SCOPE = ("SELECT set_config('app.tenant', %(tenant)s, true),"
+             " set_config('app.actor_key', '', true), set_config('app.actor', 'api', true)")
+
+
+@dataclass(frozen=True)
+class Limit:
+    tps: float
+    latency_ms: float
+    failed: int
+
+
+def pgbench_binary() -> Path:
+    import pgserver  # the embedded server's own binaries
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+
+
+def _render(conn: psycopg.Connection, name_or_text: str, params: dict[str, Any]) -> str:
+    text = q(name_or_text) if re.fullmatch(r"\w+", name_or_text) else name_or_text
+    with psycopg.ClientCursor(conn) as cur:
+        rendered = cur.mogrify(text, params)
+    # pgbench reads one statement per line unless it ends with `;` on a later line
+    return " ".join(rendered.split()) + ";"
+
+
+def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
+                  window: int = 300) -> str:
+    """One single-report ingest transaction: scope, insert, rollup, outbox, version."""
+    report_id = f"{ID_PREFIX}:n"
+    received = datetime.now(UTC)
+    row = {"id": report_id, "received_at": received.isoformat(),
+           "observed_at": "2026-11-21T02:03:11+00:00", "observed_at_raw": "2026-11-21T02:03:11Z",
+           "source": "etl-nightly", "subject": "dataset:orders_1", "run_id": "pgbench",
+           "labels": {"env": "prod", "team": "billing"}, "status": "fail",
+           "severity": "block", "count_pass": 3, "count_warn": 1, "count_fail": 1,
+           "content_sha256": "0" * 64, "canonical": canonical}
+    hour = received.replace(minute=0, second=0, microsecond=0)
+    lines = [
+        r"\set n random(100000000000, 999999999999)",
+        "BEGIN;",
+        _render(conn, SET_SCOPE, {"tenant": tenant}),
+        _render(conn, "insert_reports", {"tenant": tenant,
+                                         "rows": orjson.dumps([row]).decode()}),
+        _render(conn, "add_rollup", {"tenant": tenant, "hours": [hour], "severities": ["block"],
+                                     "statuses": ["fail"], "sources": ["etl-nightly"],
+                                     "ns": [1]}),
+        _render(conn, "enqueue_alerts", {"tenant": tenant, "ids": ["@ID@"], "window": window}),
+        _render(conn, "bump_version", {"tenant": tenant}),
+        "COMMIT;",
+    ]
+    return "\n".join(lines).replace("@ID@", report_id) + "\n"
+
+
+def list_script(conn: psycopg.Connection, *, tenant: str, severity: str, limit: int) -> str:
+    """A list request's statements: the validator, then the page in a scoped transaction."""
+    page = (q("list_reports").replace("{sort_col}", "received_at")
+            .replace("{filters}", q("report_filter_severity_one"))
+            .replace("{direction}", "DESC"))
+    return "\n".join([
+        _render(conn, "tenant_version", {"tenant": tenant}),
+        "BEGIN;",
+        _render(conn, SET_SCOPE, {"tenant": tenant}),
+        _render(conn, page, {"tenant": tenant, "severity_one": severity, "limit": limit + 1}),
+        "COMMIT;",
+    ]) + "\n"
+
+
+def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
+    """A 304's one statement: the tenant's version."""
+    return _render(conn, "tenant_version", {"tenant": tenant}) + "\n"
+
+
+def timeline_script(conn: psycopg.Connection, *, tenant: str) -> str:
+    until = datetime.now(UTC)
+    query = (q("timeline_from_rollup").replace("{start}", "hour")
+             .replace("{group_col}", "severity").replace("{filters}", ""))
+    return "\n".join([
+        _render(conn, "tenant_version", {"tenant": tenant}),
+        "BEGIN;",
+        _render(conn, SET_SCOPE, {"tenant": tenant}),
+        _render(conn, query, {"tenant": tenant, "since": until - timedelta(days=30),
+                              "until": until}),
+        "COMMIT;",
+    ]) + "\n"
+
+
+def run(app_url: str, script: str, *, seconds: float, clients: int = wrk.CONNECTIONS,
+        threads: int = wrk.THREADS, mode: str = "prepared") -> Limit:
+    """pgbench -n (no vacuum, no pgbench tables) with `script` for `seconds`."""
+    params = psycopg.conninfo.conninfo_to_dict(app_url)
+    env = {**os.environ}
+    for key, var in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"),
+                     ("dbname", "PGDATABASE"), ("password", "PGPASSWORD")):
+        if params.get(key):
+            env[var] = str(params[key])
+    env["PGOPTIONS"] = "-c TimeZone=UTC"
+    with tempfile.TemporaryDirectory(prefix="qcc-pgbench-") as tmp:
+        path = Path(tmp) / "path.sql"
+        path.write_text(script)
+        result = subprocess.run(
+            [str(pgbench_binary()), "-n", "-f", str(path), "-c", str(clients), "-j", str(threads),
+             "-T", f"{max(1, round(seconds))}", "-M", mode],
+            env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    tps = re.search(r"tps = ([\d.]+)", result.stdout)
+    lat = re.search(r"latency average = ([\d.]+) ms", result.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", result.stdout)
+    if tps is None:
+        raise RuntimeError(f"pgbench printed no tps:\n{result.stdout[-3000:]}")
+    return Limit(float(tps[1]), float(lat[1]) if lat else 0.0, int(failed[1]) if failed else 0)
