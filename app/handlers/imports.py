@@ -40,9 +40,9 @@ async def import_file(token_info: dict[str, Any], format: str, source: str,
     options = Options(source=source, subject=subject, run_id=run_id, labels=labels,
                       observed_at=datetime.now(UTC))
     result = await import_service.import_file(
-        pool=rt.pool, committer=rt.committer, tenant=principal(token_info).tenant, fmt=format,
+        db=rt.db, committer=rt.committer, tenant=principal(token_info).tenant, fmt=format,
         raw=await request.body(), options=options, idempotency_key=header("idempotency-key"),
-        idempotency_ttl=rt.idempotency_ttl)
+        idempotency_ttl=rt.idempotency_ttl, in_flight_timeout=rt.in_flight_timeout)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     for severity in result.severities:
         INGESTED.labels(severity).inc()

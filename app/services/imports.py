@@ -10,6 +10,7 @@ from typing import Any
 
 from app import importers
 from app.services import ingest as ingest_service
+from app.storage.db import Database
 
 OPERATION = "imports.import_file"
 
@@ -26,13 +27,16 @@ def derived_key(request: dict[str, Any]) -> str:
     return "import-" + ingest_service.fingerprint(OPERATION, request)
 
 
-async def import_file(*, pool: Any, committer: ingest_service.GroupCommitter, tenant: str, fmt: str,
-                      raw: bytes, options: importers.Options, idempotency_key: str | None,
-                      idempotency_ttl: timedelta) -> ingest_service.IngestResult:
+async def import_file(*, db: Database, committer: ingest_service.GroupCommitter, tenant: str,
+                      fmt: str, raw: bytes, options: importers.Options, idempotency_key: str | None,
+                      idempotency_ttl: timedelta,
+                      in_flight_timeout: timedelta = ingest_service.IN_FLIGHT_TIMEOUT,
+                      ) -> ingest_service.IngestResult:
     # Parsing a 10 MiB file takes a while: off the event loop.
     submissions = await asyncio.to_thread(importers.to_reports, fmt, raw, options)
     request = request_fingerprint(fmt, raw, options)
     return await ingest_service.ingest(
-        pool=pool, committer=committer, tenant=tenant, operation=OPERATION,
+        db=db, committer=committer, tenant=tenant, operation=OPERATION,
         submissions=submissions, batch=True, request_body=request,
-        idempotency_key=idempotency_key or derived_key(request), idempotency_ttl=idempotency_ttl)
+        idempotency_key=idempotency_key or derived_key(request), idempotency_ttl=idempotency_ttl,
+        in_flight_timeout=in_flight_timeout)
