@@ -147,3 +147,18 @@ def test_an_external_dtd_is_never_fetched(httpserver, batch_schema):
     (report,) = mapped("junit", raw, batch_schema)
     assert statuses(report) == {"x.y": ("pass", "warn")}
     assert httpserver.log == []
+
+
+def test_the_formats_agree_in_spec_cli_and_importers():
+    spec = yaml.safe_load(SPEC.read_text())
+    (param,) = [p for p in spec["paths"]["/ingest/{format}"]["post"]["parameters"]
+                if p.get("name") == "format"]
+    from app.cli import build_parser
+    from app.importers import FORMATS
+
+    parser = build_parser()
+    args = parser.parse_args(["import", "junit", "f.xml", "--source", "s"])
+    assert args.format == "junit"
+    choices = next(a for a in parser._subparsers._group_actions[0].choices["import"]._actions
+                   if a.dest == "format").choices
+    assert set(param["schema"]["enum"]) == set(FORMATS) == set(choices)
