@@ -162,3 +162,41 @@ def test_the_formats_agree_in_spec_cli_and_importers():
     choices = next(a for a in parser._subparsers._group_actions[0].choices["import"]._actions
                    if a.dest == "format").choices
     assert set(param["schema"]["enum"]) == set(FORMATS) == set(choices)
+
+
+def test_gx_legacy_checkpoint_shape_and_exceptions(batch_schema):
+    """GX 0.x checkpoint output (`run_results` keyed by validation id, `expectation_type`),
+    hand-made after that shape: an exception is fail/block, `warning` severity is warn."""
+    raw = b"""{"run_id": {"run_name": "nightly-7", "run_time": "2026-11-21T02:00:00+00:00"},
+      "run_results": {"ValidationResultIdentifier::orders/nightly-7": {"validation_result": {
+        "success": false, "meta": {"expectation_suite_name": "orders"},
+        "results": [
+          {"success": false, "expectation_config": {"expectation_type": "expect_column_to_exist",
+             "kwargs": {"column": "id"}}, "result": {},
+           "exception_info": {"raised_exception": true, "exception_message": "no such table"}},
+          {"success": false, "expectation_config": {"expectation_type": "expect_column_max_to_be_between",
+             "kwargs": {"column": "amount", "max_value": 100}, "meta": {"severity": "warning"}},
+           "result": {"observed_value": 120}}]}}}}"""
+    (report,) = mapped("gx", raw, batch_schema)
+    assert report["run_id"] == "nightly-7"
+    assert report["observed_at"] == "2026-11-21T02:00:00.000000Z"
+    assert report["subject"] == "gx:orders"
+    first, second = report["checks"]
+    assert (first["status"], first["severity"], first["message"]) == (
+        "fail", "block", "exception: no such table")
+    assert (second["status"], second["severity"], second["observed"], second["expected"]) == (
+        "fail", "warn", 120, "<= 100")
+
+
+def test_dbt_failed_models_explain_missing_tests(batch_schema):
+    """Hand-made after run_results.json v6: a model error and a skipped test."""
+    raw = b"""{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+      "dbt_version": "1.11.16", "generated_at": "2026-11-21T02:03:11.5Z", "invocation_id": "inv-1"},
+      "results": [
+        {"unique_id": "model.shop.orders", "status": "error", "message": "relation does not exist"},
+        {"unique_id": "model.shop.customers", "status": "success"},
+        {"unique_id": "test.shop.not_null_orders_id.abc123", "status": "skipped", "failures": null}]}"""
+    (report,) = mapped("dbt", raw, batch_schema)
+    assert [(c["rule"], c["status"], c["severity"]) for c in report["checks"]] == [
+        ("model:orders", "fail", "block"), ("not_null_orders_id", "warn", "info")]
+    assert report["checks"][0]["message"] == "relation does not exist"
