@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench profile lint clean
+.PHONY: venv serve test generate check-generated bench profile soak lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: venv
 ## Where each microsecond of ingest, list, 304 and timeline goes (py-spy under wrk).
 profile: venv
 	$(BIN)/python -m bench.profile
+
+## Mixed load for SOAK_SECONDS (default 600): 5xx count and API worker RSS growth after
+## the first minute, as a table (not part of `make test`).
+soak: venv
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf .tox .pytest_cache .mypy_cache .ruff_cache

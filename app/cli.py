@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -76,21 +77,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"  curl -s {url}/reports -H 'X-Api-Key: {demo}'", flush=True)
         server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
                                   env=env, cwd=ROOT)
+
+        def start_worker() -> subprocess.Popen[bytes]:
+            return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
+
         # a worker beside the API, so exports complete on a single machine too
-        worker = None if args.no_worker else subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
-        children = [c for c in (server, worker) if c is not None]
+        worker = None if args.no_worker else start_worker()
+        stopping = False
 
         def forward(signum: int, _frame: Any) -> None:
             # Ctrl-C or a stop: a graceful SIGTERM for the children either way (gunicorn's
             # quick SIGINT shutdown can wait out its graceful timeout on busy workers)
-            for child in children:
-                if child.poll() is None:
+            nonlocal stopping
+            stopping = True
+            for child in (server, worker):
+                if child is not None and child.poll() is None:
                     child.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
-        code = server.wait()
+        while server.poll() is None:
+            # the supervisor of a single machine, as Kubernetes is in the chart: a worker that
+            # died (killed, out of memory) is started again; its jobs and sends are retried
+            if worker is not None and worker.poll() is not None and not stopping:
+                print(f"the worker exited ({worker.returncode}); starting it again", flush=True)
+                worker = start_worker()
+            time.sleep(1.0)
+        code = server.returncode
         if worker is not None:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)

@@ -42,6 +42,19 @@ class LiveDatabase:
             self._handle.stop()
             self._handle = None
 
+    # -- fault drills: the embedded server only --------------------------------------
+
+    def postgres_stop(self, mode: str = "fast") -> None:
+        """Stop PostgreSQL (`pg_ctl stop -m fast`: sessions are ended, as in a restart)."""
+        from pgserver._commands import pg_ctl
+
+        server = self._handle.server
+        pg_ctl(["-w", "-m", mode, "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def postgres_start(self) -> None:
+        """Start it again on the same socket and data."""
+        self._handle.server.ensure_postgres_running()
+
 
 def start_database(data_dir: Path | None = None) -> LiveDatabase:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="qcc-db-"))
@@ -77,6 +90,12 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        """gunicorn's worker processes (children of the master), for fault drills."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(c) for c in children]
 
 
 def service_env(db: LiveDatabase, run_dir: Path, port: int, workers: int) -> dict[str, str]:
@@ -141,12 +160,22 @@ class LiveWorker:
 
 
 def start_worker(db: LiveDatabase, *, run_dir: Path, env: dict[str, str] | None = None,
-                 name: str = "worker") -> LiveWorker:
-    """`qc-collector worker` sharing the data dir (export files) of a start_server run."""
+                 name: str = "worker", file_size_limit: int | None = None) -> LiveWorker:
+    """`qc-collector worker` sharing the data dir (export files) of a start_server run.
+    file_size_limit (bytes, RLIMIT_FSIZE): no file it writes may grow past it, as on a
+    full disk (Python ignores SIGXFSZ, so the write fails with EFBIG)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**service_env(db, run_dir, free_port(), 1), **(env or {})}  # PORT unused
     log_path = run_dir / f"{name}.log"
+
+    def limit() -> None:
+        if file_size_limit is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT,
-                                   env=full_env, stdout=log, stderr=subprocess.STDOUT)
+                                   env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=limit if file_size_limit is not None else None)
     return LiveWorker(process, log_path)

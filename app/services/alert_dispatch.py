@@ -152,6 +152,10 @@ class Dispatcher:
         return list(enumerate(rule["channels"]))
 
     async def announce(self, tenant: str) -> int:
+        # one transaction and nothing outside it: a deadlock's victim simply runs again
+        return await self.db.idempotent(lambda: self._announce(tenant))
+
+    async def _announce(self, tenant: str) -> int:
         system = tenant == system_alerts.SYSTEM_TENANT
         async with self.db.tenant(tenant, actor="dispatcher",
                                       pipeline=False) as conn:
@@ -189,6 +193,9 @@ class Dispatcher:
     # -- deliveries --------------------------------------------------------------------
 
     async def claim(self, tenant: str, limit: int) -> list[dict[str, Any]]:
+        return await self.db.idempotent(lambda: self._claim(tenant, limit))
+
+    async def _claim(self, tenant: str, limit: int) -> list[dict[str, Any]]:
         claim_id = uuid.uuid4()
         async with self.db.tenant(tenant, actor="dispatcher",
                                       pipeline=False) as conn:

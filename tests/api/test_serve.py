@@ -44,6 +44,18 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+def workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    """serve's job worker (`app.cli worker`), if it is running."""
+    found = []
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
+                found.append(child)
+        except psutil.Error:  # exited meanwhile
+            pass
+    return found
+
+
 def postgres_running(data_dir: Path) -> bool:
     for p in psutil.process_iter(["name", "cmdline"]):
         if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or []):
@@ -60,9 +72,17 @@ def test_serve_embedded_demo_key_restart_and_clean_stop(tmp_path):
         demo_key = (data_dir / "demo-api-key").read_text().strip()
         posted = httpx.post(f"{url}/ingest/qc", json=report(), headers={"X-Api-Key": demo_key})
         assert posted.status_code == 201
+        # serve supervises its job worker: killed, it is started again
+        [killed] = workers(proc)
+        killed.kill()
+        deadline = time.monotonic() + 15
+        while [w.pid for w in workers(proc)] in ([], [killed.pid]):
+            assert time.monotonic() < deadline, "serve did not start its worker again"
+            time.sleep(0.2)
     finally:
         out = stop(proc)
     assert f"curl -s -X POST {url}/ingest/qc -H 'X-Api-Key: {demo_key}'" in out
+    assert "the worker exited (-9); starting it again" in out
     assert proc.returncode == 0
     assert not postgres_running(data_dir), "stopping serve must stop its PostgreSQL"
 

@@ -1,0 +1,74 @@
+"""The Database boundary on a real PostgreSQL: a saturated pool is a 503 (never a hang) and
+never delays the readiness probe; a lost connection is a 503 and the next unit works; a
+named constraint becomes its domain error."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+
+import pytest
+
+from app.errors import Conflict, ServiceUnavailable
+from app.storage import keys as key_store
+from app.storage.db import Database
+
+TENANT = "db-boundary"
+
+
+async def test_a_saturated_pool_is_a_quick_503_and_the_probe_still_answers(database):
+    db = await Database(database.app_url, min_size=1, max_size=1, timeout=0.5).open(wait=30)
+    try:
+        async with db.system() as held:  # the pool's only connection, busy
+            await held.execute("SELECT 1")
+            started = time.monotonic()
+            with pytest.raises(ServiceUnavailable) as refused:
+                async with db.tenant(TENANT):
+                    pass
+            assert time.monotonic() - started < 2.0
+            assert refused.value.headers["Retry-After"]
+            started = time.monotonic()
+            assert await db.probe() is True
+            assert time.monotonic() - started < 1.0
+        async with db.tenant(TENANT) as conn:  # free again: served
+            assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+    finally:
+        await db.close()
+
+
+async def test_a_lost_connection_is_a_503_and_the_next_unit_gets_a_live_one(database, owner):
+    db = await Database(database.app_url, min_size=1, max_size=2).open(wait=30)
+    try:
+        async with db.system() as conn:
+            pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
+        owner.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(ServiceUnavailable):
+            async with db.tenant(TENANT) as conn:
+                await conn.execute("SELECT 1")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                async with db.tenant(TENANT) as conn:
+                    await conn.execute("SELECT 1")
+                break
+            except ServiceUnavailable:
+                assert time.monotonic() < deadline, "no live connection within 5 s"
+                await asyncio.sleep(0.1)
+    finally:
+        await db.close()
+
+
+async def test_a_named_constraint_becomes_its_domain_error(db):
+    digest = hashlib.sha256(uuid.uuid4().bytes).digest()
+
+    async def insert() -> None:
+        async with db.tenant(TENANT) as conn:
+            await key_store.create(conn, tenant=TENANT, key_id=uuid.uuid4(), name="k",
+                                   role="viewer", prefix="qcc_test", secret_sha256=digest,
+                                   origin="api")
+
+    await insert()
+    with pytest.raises(Conflict, match="already exists"):
+        await insert()
