@@ -16,13 +16,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 WORKDIR /app
-# Dependencies first, from pyproject.toml alone, so that a source-only change reuses
-# this layer: empty packages stand in for the source until the next step.
+# Dependencies first, exactly as locked (versions and sha256 of every file, `make lock`),
+# so an image rebuilt later holds the same bytes and a source-only change reuses this
+# layer. The embedded database (pgserver, the `embedded` extra) is not installed: the
+# image always connects to DATABASE_URL.
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
-RUN mkdir app generated \
-    && touch app/__init__.py generated/__init__.py \
-    && /opt/venv/bin/pip install --no-cache-dir --editable . \
-    && rm -rf app generated
 COPY app ./app
 COPY generated ./generated
 COPY openapi ./openapi
@@ -31,6 +31,7 @@ COPY config ./config
 # stays in /app and the virtualenv only points at it. Compile once here, since the
 # runtime root filesystem is read-only.
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --editable . \
+    && /opt/venv/bin/pip check \
     && /opt/venv/bin/python -m compileall -q /app/app /app/generated
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench profile soak lint clean
+.PHONY: venv serve test generate check-generated bench profile soak lint lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,embedded]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -38,6 +38,12 @@ bench: venv
 ## Where each microsecond of ingest, list, 304 and timeline goes (py-spy under wrk).
 profile: venv
 	$(BIN)/python -m bench.profile
+
+## The runtime image's dependencies, pinned with hashes (the Dockerfile installs only
+## these, with --require-hashes): run after changing [project] dependencies.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --output-file requirements.lock
 
 ## Mixed load for SOAK_SECONDS (default 600): 5xx count and API worker RSS growth after
 ## the first minute, as a table (not part of `make test`).

@@ -18,7 +18,7 @@ import orjson
 
 from app import config
 from app.storage import embedded
-from app.storage.migrate import migrate
+from app.storage.migrate import LOCK_RETRIES, LOCK_TIMEOUT, STATEMENT_TIMEOUT, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = ROOT / "config" / "gunicorn.conf.py"
@@ -118,7 +118,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = config.load()
     _, owner_url, db = _database(settings)
     try:
-        applied = migrate(owner_url)
+        applied = migrate(owner_url, lock_timeout=args.lock_timeout,
+                          statement_timeout=args.statement_timeout, lock_retries=args.lock_retries)
         print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
         return 0
     finally:
@@ -133,7 +134,11 @@ async def _keys(args: argparse.Namespace) -> int:
     settings = config.load()
     app_url, owner_url, db = _database(settings)
     try:
-        migrate(owner_url)
+        # Keys are managed with the app role (DATABASE_URL) the API and worker pods
+        # already have; migrating is the owner's job (the migration hook). Only the
+        # embedded development database, which the CLI owns, is brought up to date here.
+        if db is not None:
+            migrate(owner_url)
         database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
         try:
             if args.action == "create":
@@ -311,7 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true",
                        help="do not start a job worker beside the API")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    migrating = sub.add_parser("migrate",
+                               help="apply pending migrations (as the owner: DATABASE_MIGRATE_URL)")
+    migrating.add_argument("--lock-timeout", default=LOCK_TIMEOUT,
+                           help=f"PostgreSQL lock_timeout of each statement; a file that waits longer is "
+                                f"rolled back and retried (default {LOCK_TIMEOUT})")
+    migrating.add_argument("--statement-timeout", default=STATEMENT_TIMEOUT,
+                           help="PostgreSQL statement_timeout of each statement "
+                                f"(default {STATEMENT_TIMEOUT})")
+    migrating.add_argument("--lock-retries", type=int, default=LOCK_RETRIES,
+                           help=f"attempts per file before giving up (default {LOCK_RETRIES})")
+    migrating.set_defaults(func=cmd_migrate)
     keys = sub.add_parser("keys", help="manage API keys of a tenant")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a key; prints its secret once")

@@ -13,8 +13,13 @@ bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 worker_class = "uvicorn_worker.UvicornWorker"
 wsgi_app = "app.main:asgi()"
-graceful_timeout = 20
+# After SIGTERM a process finishes its in-flight requests for up to this long. The chart
+# passes its own value (GUNICORN_CMD_ARGS=--graceful-timeout N, which overrides this file)
+# and checks preStop sleep + this + 5 s <= terminationGracePeriodSeconds.
+graceful_timeout = 15
 timeout = 60
+# Longer than the idle timeout of the proxies in front (ingress-nginx, cloud load
+# balancers: 60 s), so a proxy never reuses a connection the server just closed.
 keepalive = 75
 # gunicorn 27's control socket lives at one fixed path per user: several servers on one
 # machine (tests, fuzz, bench) would fight over it, and nothing here uses it.

@@ -1,12 +1,18 @@
 """Offline checks of everything around the service: the `ops` gate (`tox -e ops`).
 
   chart      for every charts/qc-collector/ci/*-values.yaml scenario: values.schema.json,
-             render, `helm lint --strict` (helm-python-sdk, Helm's own library), every
+             render (on a cluster that serves the Prometheus Operator CRDs; the defaults
+             once more on one that does not, where no monitoring object may appear),
+             `helm lint --strict` (helm-python-sdk, Helm's own library), every
              manifest against the Kubernetes OpenAPI schemas of the oldest and newest
              supported versions (kubernetes-validate, strict: unknown fields fail), the
              Prometheus Operator objects against tests/ops/schemas, every PromQL
-             expression parsed and every metric it reads defined by app/observability.py
-             (or by a recording rule); the chart's copy of tools/backup-db.sh is current
+             expression parsed and every metric it reads defined by app/observability.py,
+             agreed in AGREED_SERIES or exported by kube-state-metrics/the kubelet
+             (KUBERNETES_SERIES), or recorded by a rule; every alert links a runbook
+             (runbook_url); every charts/qc-collector/ci/expect-fail/*-values.yaml must
+             fail to render with the message its `# expect:` line names; the chart's copy
+             of tools/backup-db.sh is current
   dashboard  the Grafana JSON: every query parses and reads only real metrics
   docker     hadolint Dockerfile
   compose    docker-compose.yml against the Compose Specification schema (the copy that
@@ -49,6 +55,26 @@ KUBE_VERSIONS = ("1.27.0", "1.37.0")
 CRD_SCHEMAS = {"ServiceMonitor": "servicemonitor.schema.json", "PrometheusRule": "prometheusrule.schema.json"}
 # Series Prometheus itself adds to every scrape target.
 BUILTIN_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+# Gauges agreed for /metrics (/work/notes/METRICS.md, issue 12) that the rules and the
+# dashboard may read before app/observability.py defines each of them.
+AGREED_SERIES = {
+    "qcc_build_info", "qcc_db_pool_connections", "qcc_db_connections", "qcc_db_max_connections",
+    "qcc_replica_lag_seconds", "qcc_replica_reads_enabled", "qcc_job_queue_depth",
+    "qcc_job_queue_oldest_age_seconds", "qcc_workers_alive", "qcc_notifications_backlog",
+    "qcc_notifications_dead", "qcc_export_rows_total", "qcc_export_bytes_total",
+}
+# Series of the cluster's own exporters: kube-state-metrics (replicas, the backup
+# CronJob) and the kubelet (volume fill).
+KUBERNETES_SERIES = {
+    "kube_cronjob_status_last_successful_time", "kube_deployment_status_replicas_available",
+    "kube_deployment_spec_replicas", "kube_horizontalpodautoscaler_status_current_replicas",
+    "kube_horizontalpodautoscaler_status_desired_replicas",
+    "kube_horizontalpodautoscaler_spec_max_replicas",
+    "kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes",
+}
+# What a cluster with the Prometheus Operator serves (Helm's .Capabilities.APIVersions).
+MONITORING_APIS = ("monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor",
+                   "monitoring.coreos.com/v1/PrometheusRule")
 RELEASE, NAMESPACE = "qcc", "qc"
 
 
@@ -93,13 +119,19 @@ def load_values(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def render(values: dict[str, Any]) -> list[Manifest]:
-    """Render the chart offline (schema-checked) into manifests; NOTES.txt is left out."""
+def render(values: dict[str, Any], api_versions: tuple[str, ...] = MONITORING_APIS) -> list[Manifest]:
+    """Render the chart offline (schema-checked) into manifests; NOTES.txt is left out.
+    `api_versions` are the extra APIs the cluster is taken to serve (`helm template
+    --api-versions`), which Chart.render does not expose: its native call does."""
     import helm_python as helm
+    from helm_python import _native
 
+    options = {"name": RELEASE, "namespace": NAMESPACE, "is_install": True,
+               "api_versions": list(api_versions)}
     with quiet_stderr(), helm.Chart.load(CHART) as chart:
         chart.validate_schema(values)
-        rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        rendered = json.loads(_native.call_string(
+            "helm_render", chart._raw(), json.dumps(values), json.dumps(options)))
     manifests = []
     for source, text in sorted(rendered.items()):
         if not source.endswith((".yaml", ".yml")):
@@ -199,7 +231,7 @@ def check_rules(manifest: Manifest, series: set[str]) -> list[str]:
     rules = [rule for group in groups for rule in group["rules"]]
     recorded = {rule["record"] for rule in rules if "record" in rule}
     problems = check_promql(manifest.label(), [str(rule["expr"]) for rule in rules],
-                            series | recorded | BUILTIN_SERIES)
+                            series | recorded | BUILTIN_SERIES | AGREED_SERIES | KUBERNETES_SERIES)
     alerts = [rule for rule in rules if "alert" in rule]
     seen: set[str] = set()
     for alert in alerts:
@@ -209,7 +241,44 @@ def check_rules(manifest: Manifest, series: set[str]) -> list[str]:
         seen.add(name)
         if "severity" not in alert.get("labels", {}) or "summary" not in alert.get("annotations", {}):
             problems.append(f"{manifest.label()}: alert {name} needs labels.severity and annotations.summary")
+        if not str(alert.get("annotations", {}).get("runbook_url", "")).startswith("https://"):
+            problems.append(f"{manifest.label()}: alert {name} needs an annotations.runbook_url")
     return problems
+
+
+def expected_failures() -> list[Path]:
+    return sorted((CHART / "ci" / "expect-fail").glob("*-values.yaml"))
+
+
+def check_expected_failures() -> list[str]:
+    """Values the chart must refuse, with the reason its `# expect: <text>` line names
+    (e.g. the connection arithmetic of an over-committed release)."""
+    problems = []
+    for path in expected_failures():
+        scenario = f"ci/expect-fail/{path.name}"
+        expected = re.findall(r"^# expect: (.+)$", path.read_text(), flags=re.M)
+        if not expected:
+            problems.append(f"{scenario}: no `# expect: <message>` line")
+            continue
+        try:
+            render(load_values(path))
+        except Exception as exc:
+            missing = [text for text in expected if text not in str(exc)]
+            if missing:
+                problems.append(f"{scenario}: render failed, but without {missing}: {exc}")
+            continue
+        problems.append(f"{scenario}: rendered, but must fail with {expected}")
+    return problems
+
+
+def check_without_crds() -> list[str]:
+    """The defaults on a cluster without the Prometheus Operator: nothing that needs it."""
+    try:
+        manifests = render({}, api_versions=())
+    except Exception as exc:
+        return [f"defaults without the monitoring CRDs: render failed: {exc}"]
+    return [f"defaults without the monitoring CRDs: {m.label()} would fail to install"
+            for m in manifests if m.kind in CRD_SCHEMAS]
 
 
 def check_chart() -> list[str]:
@@ -238,7 +307,7 @@ def check_chart() -> list[str]:
             else:
                 found = validate_kubernetes(manifest)
             problems += [f"{scenario}: {p}" for p in found]
-    return problems
+    return problems + check_expected_failures() + check_without_crds()
 
 
 def check_dashboard() -> list[str]:
@@ -247,7 +316,8 @@ def check_dashboard() -> list[str]:
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     if not exprs:
         return [f"{path.relative_to(ROOT)}: no queries"]
-    return check_promql(str(path.relative_to(ROOT)), exprs, known_series() | BUILTIN_SERIES)
+    return check_promql(str(path.relative_to(ROOT)), exprs,
+                        known_series() | BUILTIN_SERIES | AGREED_SERIES | KUBERNETES_SERIES)
 
 
 # --- image, compose, workflows, scripts ------------------------------------------------
@@ -262,7 +332,34 @@ def run_tool(*command: str | Path) -> list[str]:
 
 
 def check_docker() -> list[str]:
-    return run_tool(BIN / "hadolint", "Dockerfile")
+    return run_tool(BIN / "hadolint", "Dockerfile") + check_lock()
+
+
+def check_lock() -> list[str]:
+    """The image installs requirements.lock only: every runtime dependency pinned in
+    pyproject.toml must be locked at that version (run `make lock` after a change)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^ \\]+)", line)
+        if match:
+            locked[canonicalize_name(match.group(1))] = match.group(2)
+    problems = []
+    for spec in project["dependencies"]:
+        requirement = Requirement(spec)
+        pinned = [s.version for s in requirement.specifier if s.operator == "=="]
+        name = canonicalize_name(requirement.name)
+        if locked.get(name) not in pinned:
+            problems.append(f"requirements.lock: {requirement.name} is {locked.get(name)}, pyproject.toml "
+                            f"pins {spec}: run 'make lock'")
+    if "pgserver" in locked:
+        problems.append("requirements.lock: pgserver belongs to the `embedded` extra, not the image")
+    return problems
 
 
 def check_compose() -> list[str]:

@@ -2,7 +2,12 @@
 # Restore a QC Collector backup made by tools/backup-db.sh.
 #
 #   tools/restore-db.sh BACKUP.dump.gz           verify, then restore
-#   tools/restore-db.sh --check BACKUP.dump.gz   verify only (no database needed)
+#   tools/restore-db.sh --check BACKUP.dump.gz   verify only: the file checks, then a
+#                                                restore into a scratch database made on
+#                                                the target server (dropped afterwards)
+#                                                whose row counts and content hashes must
+#                                                equal BACKUP.dump.gz.content (written by
+#                                                backup-db.sh from the dumped snapshot)
 #
 # Checks before touching the target: the sha256 sidecar matches, gzip -t passes,
 # pg_restore can list the archive, every role the archive names (owners, grantees —
@@ -58,10 +63,7 @@ gzip -dc "$backup" >"$work"
 listing=$("$PG_RESTORE" --list "$work") || die "pg_restore cannot read the archive"
 entries=$(grep -c ' TABLE DATA ' <<<"$listing" || true)
 [[ "$entries" -gt 0 ]] || die "the archive lists no table data"
-if [[ "$check_only" == "true" ]]; then
-  log "ok: checksum, gzip and archive listing ($entries tables with data)"
-  exit 0
-fi
+log "ok: checksum, gzip and archive listing ($entries tables with data)"
 
 connection=()
 if [[ -n "${DATABASE_URL:-}" ]]; then
@@ -77,6 +79,44 @@ fi
 psql_target() { "$PSQL" --no-psqlrc --no-password --quiet -v ON_ERROR_STOP=1 "${connection[@]}" "$@"; }
 
 command -v "$PSQL" >/dev/null || die "$PSQL not found (set PG_BIN or PATH)"
+
+if [[ "$check_only" == "true" ]]; then
+  [[ -f "$backup.content" ]] || die "$backup.content not found: cannot compare the restored rows"
+  expected_content=$(<"$backup.content")
+  # Same hashes as tools/backup-db.sh (keep the two in step).
+  CONTENT_SQL=$(cat <<'SQL'
+SET datestyle = ISO; SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET intervalstyle = postgres;
+SELECT 'SELECT coalesce(string_agg(v, '' '' ORDER BY v), '''') FROM ('
+       || string_agg(format('SELECT %L || ''='' || count(*) || '':'' || coalesce(sum((''x'' || substr(md5(r::text), 1, 15))::bit(60)::bigint), 0) AS v FROM %I.%I AS r',
+                            format('%I.%I', schemaname, tablename), schemaname, tablename), ' UNION ALL ')
+       || ') AS s'
+  FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+\gexec
+SQL
+  )
+  # pg_dump turns check_function_bodies off, so a damaged function body restores without
+  # complaint: every SQL and PL/pgSQL function is defined again with the check on.
+  FUNCTIONS_SQL=$(cat <<'SQL'
+SET check_function_bodies = on; SET search_path = public, pg_catalog;
+SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind IN ('f', 'p')
+   AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('sql', 'plpgsql'))
+\gexec
+SQL
+  )
+  scratch="qcc_check_$(date -u +%Y%m%d%H%M%S)_$$"
+  trap 'rm -f "$work"; psql_target --command="DROP DATABASE IF EXISTS \"$scratch\"" >/dev/null 2>&1 || true' EXIT
+  psql_target --command="CREATE DATABASE \"$scratch\"" >/dev/null
+  { printf '\\connect %s\n' "$scratch"; "$PG_RESTORE" --no-owner --no-privileges --file=- "$work"
+      printf '%s\n' "$FUNCTIONS_SQL"; } \
+    | psql_target --single-transaction >/dev/null || die "the archive does not restore into a scratch database"
+  restored=$({ printf '\\connect %s\n' "$scratch"; printf '%s\n' "$CONTENT_SQL"; } \
+    | psql_target --tuples-only --no-align) || die "could not hash the scratch database"
+  [[ "$restored" == "$expected_content" ]] \
+    || die "restored rows differ from the backup's snapshot: $(diff <(tr ' ' '\n' <<<"$expected_content") <(tr ' ' '\n' <<<"$restored") | head -5 | tr '\n' ' ')"
+  log "ok: restored into a scratch database; row counts and content hashes of $(wc -w <<<"$restored") tables equal the backup's"
+  exit 0
+fi
 
 # Every role the archive assigns ownership or privileges to must exist in this cluster;
 # a restore that silently skipped them would leave the app role without its grants.

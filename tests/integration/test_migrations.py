@@ -43,3 +43,68 @@ def test_an_applied_migration_may_not_change(fresh_database):
         conn.execute("UPDATE schema_migrations SET sha256 = 'edited'")
     with pytest.raises(RuntimeError, match="forward-only"):
         migrate(fresh_database)
+
+
+@pytest.fixture
+def managed_cluster(tmp_path):
+    """A throw-away PostgreSQL cluster shaped like managed PostgreSQL 16 (RDS, Cloud SQL,
+    Azure): the migrator is a CREATEROLE login that owns its database and is no
+    superuser; the group roles qcc_app and qcc_definer do not exist yet."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    root = server.get_uri()
+    with psycopg.connect(root, autocommit=True) as conn:
+        # the provider's administrator: what RDS gives its master user `postgres`
+        conn.execute("CREATE ROLE cloud_admin LOGIN CREATEROLE CREATEDB NOSUPERUSER")
+    params = psycopg.conninfo.conninfo_to_dict(root)
+    params.update(user="cloud_admin")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True) as admin:
+        # docs/RUNBOOK.md, section 2, as written
+        admin.execute("CREATE ROLE managed_owner LOGIN CREATEROLE")
+        admin.execute("GRANT managed_owner TO CURRENT_USER")
+        admin.execute("CREATE DATABASE managed OWNER managed_owner")
+    params.update(dbname="managed", user="managed_owner")
+    try:
+        yield psycopg.conninfo.make_conninfo(**params)
+    finally:
+        server.cleanup()
+
+
+def test_every_migration_applies_as_a_non_superuser_owner(managed_cluster):
+    with psycopg.connect(managed_cluster) as conn:
+        row = conn.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        assert row.fetchone() == (False, True)
+    assert migrate(managed_cluster) == [name for name, _ in _migrations()]
+    assert migrate(managed_cluster) == []  # a second run (next release) finds nothing to do
+    with psycopg.connect(managed_cluster, autocommit=True) as conn:
+        # The owner makes the app's login itself (what docs/RUNBOOK.md tells the SRE to do).
+        conn.execute("CREATE ROLE managed_app LOGIN IN ROLE qcc_app")
+        owners = conn.execute(
+            "SELECT DISTINCT pg_get_userbyid(proowner) FROM pg_proc"
+            " WHERE proname LIKE 'qcc\\_%%' AND prosecdef").fetchall()
+        assert owners == [("qcc_definer",)]
+    params = psycopg.conninfo.conninfo_to_dict(managed_cluster)
+    params["user"] = "managed_app"
+    with psycopg.connect(psycopg.conninfo.make_conninfo(**params)) as app:
+        # A definer function runs (authentication path) and RLS hides other tenants' rows.
+        assert app.execute("SELECT * FROM qcc_lookup_api_key('\\x00'::bytea)").fetchall() == []
+        assert app.execute("SELECT count(*) FROM reports").fetchone() == (0,)
+
+
+def test_a_migration_behind_a_long_reader_gives_up_instead_of_blocking_writers(fresh_database, monkeypatch):
+    import app.storage.migrate as migrate_module
+
+    migrate(fresh_database)
+    pending = [("9999_alter.sql", "ALTER TABLE reports ADD COLUMN extra text")]
+    monkeypatch.setattr(migrate_module, "_migrations", lambda: [*_migrations(), *pending])
+    with psycopg.connect(fresh_database) as reader:
+        # an export's cursor: a long transaction holding ACCESS SHARE on reports
+        reader.execute("SELECT count(*) FROM reports").fetchone()
+        with pytest.raises(RuntimeError, match=r"9999_alter\.sql.*stayed locked"):
+            migrate(fresh_database, lock_timeout="200ms", lock_retries=2)
+        # the ALTER left the lock queue: a writer is not stuck behind it
+        with psycopg.connect(fresh_database) as writer:
+            writer.execute("SET LOCAL lock_timeout = '1s'")
+            writer.execute("LOCK TABLE reports IN ROW EXCLUSIVE MODE")
+    assert migrate(fresh_database, lock_timeout="200ms") == ["9999_alter.sql"]

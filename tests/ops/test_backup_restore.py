@@ -145,8 +145,13 @@ def test_backup_is_gzip_with_a_checksum_sidecar_and_a_listable_archive(rehearsal
         assert f" TABLE DATA public {table} " in listing
     assert sum(n for n, _ in rehearsal.before["rows"].values()) > sum(TENANTS.values())
     assert not list(backup.parent.glob(".partial-*"))
-    checked = run(RESTORE, "--check", str(backup))
-    assert checked.returncode == 0 and "ok: checksum, gzip and archive listing" in checked.stderr
+    content = Path(f"{backup}.content").read_text().split()
+    assert f"public.reports={rehearsal.before['rows']['reports'][0]}:" in " ".join(content)
+    assert len(content) == len(rehearsal.before["rows"])
+    checked = run(RESTORE, "--check", str(backup), DATABASE_URL=rehearsal.root_url)
+    assert checked.returncode == 0, checked.stderr
+    assert "ok: checksum, gzip and archive listing" in checked.stderr
+    assert f"content hashes of {len(content)} tables equal the backup's" in checked.stderr
 
 
 def test_restore_after_wipe_reproduces_every_table_and_the_service_works(rehearsal):
@@ -206,6 +211,39 @@ def test_restore_refuses_a_damaged_backup(rehearsal, tmp_path):
                        text=True, check=True).stdout)
     refused = run(RESTORE, "--check", str(damaged))
     assert refused.returncode != 0 and "gzip -t failed" in refused.stderr
+
+
+def regzipped(rehearsal, tmp_path, old: bytes, new: bytes) -> Path:
+    """The backup with some bytes of the archive changed, re-gzipped, with a fresh (and
+    so matching) sha256 sidecar: every file-level check passes."""
+    assert len(old) == len(new)
+    archive = subprocess.run(["gzip", "-dc", str(rehearsal.backup)], capture_output=True, check=True).stdout
+    assert archive.count(old) >= 1
+    damaged = tmp_path / rehearsal.backup.name
+    damaged.write_bytes(subprocess.run(["gzip", "-c", "--no-name"], input=archive.replace(old, new, 1),
+                                       capture_output=True, check=True).stdout)
+    Path(f"{damaged}.sha256").write_text(subprocess.run(
+        ["sha256sum", damaged.name], cwd=tmp_path, capture_output=True, text=True, check=True).stdout)
+    shutil.copy(f"{rehearsal.backup}.content", f"{damaged}.content")
+    return damaged
+
+
+def test_check_restores_and_refuses_a_corrupted_function_body(rehearsal, tmp_path):
+    damaged = regzipped(rehearsal, tmp_path, b"current_setting('app.tenant', true)",
+                        b"current_settinX('app.tenant', true)")
+    refused = run(RESTORE, "--check", str(damaged), DATABASE_URL=rehearsal.root_url)
+    assert refused.returncode != 0
+    assert "does not restore into a scratch database" in refused.stderr, refused.stderr
+
+
+def test_check_refuses_rows_that_differ_from_the_dumped_snapshot(rehearsal, tmp_path):
+    damaged = regzipped(rehearsal, tmp_path, b"pipeline-1", b"pipeline-9")
+    refused = run(RESTORE, "--check", str(damaged), DATABASE_URL=rehearsal.root_url)
+    assert refused.returncode != 0
+    assert "restored rows differ from the backup's snapshot" in refused.stderr, refused.stderr
+    with psycopg.connect(rehearsal.root_url) as conn:  # the scratch databases are gone
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'qcc\\_%%'").fetchone()
+    assert left == (0,)
 
 
 def test_restore_names_roles_missing_from_the_cluster_or_creates_them(rehearsal):

@@ -34,6 +34,9 @@ def rendered(scenario: str = "default") -> list[Manifest]:
 
 def only(manifests: list[Manifest], kind: str, component: str | None = None) -> list[dict[str, Any]]:
     found = [m.doc for m in manifests if m.kind == kind]
+    if kind == "ConfigMap" and component is None:
+        # the settings ConfigMap (the dashboard and backup script have their own)
+        found = [d for d in found if d["metadata"]["name"] == "qcc-qc-collector"]
     if component:
         found = [d for d in found if d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
     return found
@@ -116,7 +119,7 @@ def test_secrets_come_only_from_the_existing_secret(scenario):
                 if env["name"] in SECRET_ENV:
                     assert "value" not in env, env
                     assert env["valueFrom"]["secretKeyRef"]["name"] == "qcc-qc-collector"
-    for config in only(manifests, "ConfigMap"):
+    for config in [m.doc for m in manifests if m.kind == "ConfigMap"]:
         assert not SECRET_ENV & set(config.get("data", {}))
 
 
@@ -135,11 +138,11 @@ def test_values_hold_no_secret_and_comment_every_key():
             assert value in ("", False, True), path
         if isinstance(value, str):
             assert not re.search(r"://[^/\s:@]+:[^@\s]+@|PRIVATE KEY|^qcc_", value), path
-    # Keys inside Kubernetes-shaped objects (resources, probes, security contexts) are
-    # Kubernetes' own, and those in label maps are examples; every other key has a
-    # comment line right above it.
+    # Keys inside Kubernetes-shaped objects (resources, probes, security contexts, the
+    # HPA's behavior) are Kubernetes' own, and those in label maps and rclone's remote
+    # settings are examples; every other key has a comment line right above it.
     k8s_shaped = {"resources", "livenessProbe", "readinessProbe", "startupProbe",
-                  "podSecurityContext", "securityContext", "labels"}
+                  "podSecurityContext", "securityContext", "labels", "behavior", "remote"}
     stack: list[tuple[int, str]] = []
     previous = ""
     for line in text.splitlines():
@@ -240,7 +243,7 @@ def test_the_worker_is_refused_without_shared_export_storage():
         render({**values, "exports": {"persistence": {"enabled": False}}})
     # without the worker, EXPORT_DIR is a per-pod emptyDir (writable on the read-only root)
     manifests = rendered("no-worker")
-    assert not only(manifests, "PersistentVolumeClaim")
+    assert not only(manifests, "PersistentVolumeClaim", "exports")
     (config,) = only(manifests, "ConfigMap")
     (api,) = only(manifests, "Deployment", "api")
     assert "emptyDir" in export_volume(api, config["data"]["EXPORT_DIR"])
@@ -277,7 +280,7 @@ def test_export_sign_secret_comes_from_the_secret_and_signing_secrets_only_to_th
     # the worker signs nothing and authenticates nobody: the database, and what alert
     # delivery needs (the key that opens channel secrets, the system alerts' targets)
     worker = container_env(rendered(), "worker")
-    assert set(worker) == {"DATABASE_URL", "ENCRYPTION_KEY", *ALERT_DELIVERY_SECRETS}
+    assert set(worker) == {"DATABASE_URL", "DATABASE_READ_URL", "ENCRYPTION_KEY", *ALERT_DELIVERY_SECRETS}
     assert worker["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
     # the API never sends a notification: it gets none of the delivery secrets
     assert not ALERT_DELIVERY_SECRETS & set(api)
@@ -378,9 +381,12 @@ def test_alerts_encode_the_slos_and_rollback_triggers_on_the_real_metrics():
     assert rules["QCCollectorRollbackServerErrors"]["expr"].startswith("qcc:http_server_error_ratio:rate10m")
     assert "[10m]" in rules["qcc:http_server_error_ratio:rate10m"]["expr"]
     p95 = rules["qcc:ingest_latency_seconds:p95_rate5m"]["expr"]
-    assert 'operation=~"ingest\\\\.ingest_report|ingest\\\\.ingest_batch"' in p95
+    # single ingest only (batches have their own objective), API operations only
+    assert 'kind="api",operation="ingest.ingest_report"}' in p95
     assert "qcc_http_request_duration_seconds_bucket" in p95
-    assert 'status=~"5.."' in rules["qcc:http_server_errors:per_minute_rate5m"]["expr"]
+    batch = rules["qcc:batch_ingest_latency_seconds:p95_rate5m"]["expr"]
+    assert 'kind="api",operation="ingest.ingest_batch"}' in batch
+    assert 'kind="api",status=~"5.."' in rules["qcc:http_server_errors:per_minute_rate5m"]["expr"]
     assert "QCCollectorNoReports" in rules  # extraRules are appended
 
 
@@ -392,7 +398,8 @@ def test_service_monitor_scrapes_metrics_with_the_token_from_the_secret():
 
 
 def test_dashboard_config_map_carries_the_grafana_json():
-    (config,) = [c for c in only(rendered("dashboard"), "ConfigMap") if "qc-collector.json" in c["data"]]
+    (config,) = [m.doc for m in rendered("dashboard")
+                 if m.kind == "ConfigMap" and "qc-collector.json" in m.doc["data"]]
     assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(config["data"]["qc-collector.json"])["uid"] == "qc-collector"
 
@@ -405,7 +412,8 @@ def test_backup_cronjob_runs_the_repository_script_daily_onto_a_kept_claim():
     env = {e["name"]: e for e in container["env"]}
     assert env["BACKUP_RETENTION_DAYS"]["value"] == "30"
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_MIGRATE_URL"
-    (script,) = [c for c in only(manifests, "ConfigMap") if "backup-db.sh" in c.get("data", {})]
+    (script,) = [m.doc for m in manifests
+                 if m.kind == "ConfigMap" and "backup-db.sh" in m.doc.get("data", {})]
     assert script["data"]["backup-db.sh"] == (ROOT / "tools" / "backup-db.sh").read_text().rstrip("\n")
     (claim,) = only(manifests, "PersistentVolumeClaim", "backup")
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -429,3 +437,49 @@ def test_every_toggle_has_a_ci_scenario():
     scenario_text = "\n".join(p.read_text() for p in scenarios())
     for toggle in [*toggles, "smoke", "exports", "persistence", "existingClaim", "alerts", "dispatch"]:
         assert re.search(rf"^{toggle}:|^\s+{toggle}:", scenario_text, flags=re.M), toggle
+
+
+def test_rollouts_keep_serving_through_prestop_and_spread_over_zones_and_nodes():
+    default = rendered()
+    (api,) = only(default, "Deployment", "api")
+    spec = api["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GUNICORN_CMD_ARGS"] == "--graceful-timeout 15"
+    assert 10 + 15 + 5 <= spec["terminationGracePeriodSeconds"]
+    (worker,) = only(default, "Deployment", "worker")
+    for deployment in (api, worker):
+        keys = [c["topologyKey"] for c in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]]
+        assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    assert worker["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+
+
+def test_hpa_scales_on_cpu_with_memory_as_a_guard_and_slow_scale_down():
+    (hpa,) = only(rendered(), "HorizontalPodAutoscaler")
+    metrics = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+               for m in hpa["spec"]["metrics"]}
+    assert metrics == {"cpu": 70, "memory": 90}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    (tuned,) = only(rendered("hpa-behavior"), "HorizontalPodAutoscaler")
+    assert [m["resource"]["name"] for m in tuned["spec"]["metrics"]] == ["cpu"]
+    assert tuned["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+
+
+def test_monitoring_renders_where_the_crds_exist_and_nowhere_else():
+    assert only(rendered(), "ServiceMonitor") and only(rendered(), "PrometheusRule")
+    bare = render({}, api_versions=())
+    assert not [m for m in bare if m.kind in ("ServiceMonitor", "PrometheusRule")]
+    assert [m for m in bare if m.kind == "ConfigMap" and "qc-collector.json" in m.doc.get("data", {})]
+    assert only(bare, "CronJob")  # backups on by default
+
+
+def test_pooler_and_replica_urls_come_from_the_secret():
+    api = container_env(rendered("pooler"), "api")
+    assert api["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_POOLER_URL"
+    replica = container_env(rendered("read-replica"), "worker")
+    assert replica["DATABASE_READ_URL"]["valueFrom"]["secretKeyRef"]["key"] == "QCC_DATABASE_READ_URL"
+    (migration,) = [m.doc for m in rendered("pooler") if m.kind == "Job"
+                    and "migrat" in m.doc["metadata"]["name"]]
+    env = {e["name"]: e for e in migration["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_MIGRATE_URL"

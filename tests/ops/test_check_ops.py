@@ -126,3 +126,15 @@ def test_compose_shape_needs_the_worker_after_migrate_sharing_the_export_volume(
         lambda c: c["services"]["api"].update(volumes=["collector-data:/var/lib/qc-collector"]))
     assert "must set EXPORT_DIR" in problems_with(
         lambda c: c["services"]["api"]["environment"].pop("EXPORT_DIR"))
+
+
+def test_an_expected_failure_that_renders_is_a_problem(tmp_path, monkeypatch):
+    folder = tmp_path / "expect-fail"
+    folder.mkdir()
+    (folder / "fine-values.yaml").write_text("# expect: database connections\n{}\n")
+    (folder / "wrong-reason-values.yaml").write_text(
+        "# expect: something else\nautoscaling:\n  maxReplicas: 50\n")
+    monkeypatch.setattr(check_ops, "expected_failures", lambda: sorted(folder.glob("*-values.yaml")))
+    problems = check_ops.check_expected_failures()
+    assert any("fine-values.yaml: rendered, but must fail" in p for p in problems)
+    assert any("wrong-reason-values.yaml: render failed, but without" in p for p in problems)

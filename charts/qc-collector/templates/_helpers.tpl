@@ -80,10 +80,19 @@ One env entry from the Secret: include "qc-collector.secretEnv" (list $ "ENV_NAM
       optional: {{ index . 3 }}
 {{- end }}
 
+{{/*
+The app role's connections: DATABASE_URL (through the pooler when database.pooler is
+enabled) and the optional read replica DATABASE_READ_URL.
+*/}}
+{{- define "qc-collector.databaseEnv" -}}
+{{ include "qc-collector.secretEnv" (list . "DATABASE_URL" (ternary "databasePoolerUrl" "databaseUrl" .Values.database.pooler.enabled) false) }}
+{{ include "qc-collector.secretEnv" (list . "DATABASE_READ_URL" "databaseReadUrl" true) }}
+{{- end }}
+
 {{/* The API's secret environment. */}}
 {{- define "qc-collector.apiSecretEnv" -}}
 {{- $production := eq .Values.config.environment "production" -}}
-{{ include "qc-collector.secretEnv" (list . "DATABASE_URL" "databaseUrl" false) }}
+{{ include "qc-collector.databaseEnv" . }}
 {{ include "qc-collector.secretEnv" (list . "SIGNING_KEY" "signingKey" (not $production)) }}
 {{ include "qc-collector.secretEnv" (list . "SIGNING_KEYS_RETIRED" "signingKeysRetired" true) }}
 {{ include "qc-collector.secretEnv" (list . "EXPORT_SIGN_SECRET" "exportSignSecret" (not $production)) }}
@@ -102,7 +111,7 @@ PAGERDUTY_INTEGRATION_KEY, all optional; the API pods never send, so they get no
 */}}
 {{- define "qc-collector.workerSecretEnv" -}}
 {{- $production := eq .Values.config.environment "production" -}}
-{{ include "qc-collector.secretEnv" (list . "DATABASE_URL" "databaseUrl" false) }}
+{{ include "qc-collector.databaseEnv" . }}
 {{- if .Values.config.alerts.dispatch }}
 {{ include "qc-collector.secretEnv" (list . "ENCRYPTION_KEY" "encryptionKey" (not $production)) }}
 {{- end }}
@@ -156,4 +165,78 @@ per-pod emptyDir so the path is writable on the read-only root filesystem.
 {{/* PromQL label matchers of this release's series. */}}
 {{- define "qc-collector.metricSelector" -}}
 {{- default (printf "namespace=%q,job=%q" .Release.Namespace (include "qc-collector.fullname" .)) .Values.prometheusRule.selector }}
+{{- end }}
+
+{{/*
+The release's worst-case PostgreSQL connections, checked against database.maxConnections:
+rendering fails, with the arithmetic, when the pods could open more than the server
+allows. API pods count at the HPA's maxReplicas (or replicaCount) + 1 rollout surge pod;
+worker pods roll with maxSurge 0, so they count at replicaCount.
+*/}}
+{{- define "qc-collector.connectionBudget" -}}
+{{- $db := .Values.database }}
+{{- $b := $db.budget }}
+{{- $reserved := int $b.reserved }}
+{{- if $db.pooler.enabled }}
+{{- $total := add (int $db.pooler.serverConnections) $reserved }}
+{{- if gt $total (int $db.maxConnections) }}
+{{- fail (printf "database connections: the pooler's %d server connections + %d reserved = %d exceed database.maxConnections %d: lower database.pooler.serverConnections or raise max_connections" (int $db.pooler.serverConnections) $reserved $total (int $db.maxConnections)) }}
+{{- end }}
+{{- else }}
+{{- $apiPods := add1 (int (ternary .Values.autoscaling.maxReplicas .Values.api.replicaCount .Values.autoscaling.enabled)) }}
+{{- $perProcess := add (int .Values.config.dbPoolMax) (int $b.apiProcessExtra) }}
+{{- $perApiPod := mul (int .Values.config.webConcurrency) $perProcess }}
+{{- $api := mul $apiPods $perApiPod }}
+{{- $workerPods := ternary (int .Values.worker.replicaCount) 0 .Values.worker.enabled }}
+{{- $perWorkerPod := add (int .Values.config.workerConcurrency) (int $b.workerPoolExtra) (int $b.queuePool) }}
+{{- $worker := mul $workerPods $perWorkerPod }}
+{{- $total := add $api $worker $reserved }}
+{{- if gt $total (int $db.maxConnections) }}
+{{- fail (printf "database connections: API %d pods (maxReplicas + 1 surge) x %d processes (webConcurrency) x (%d dbPoolMax + %d) = %d, + worker %d pods x (%d workerConcurrency + %d + %d queue) = %d, + %d reserved = %d > database.maxConnections %d: lower autoscaling.maxReplicas, config.webConcurrency or config.dbPoolMax, enable database.pooler, or raise max_connections" $apiPods (int .Values.config.webConcurrency) (int .Values.config.dbPoolMax) (int $b.apiProcessExtra) $api $workerPods (int .Values.config.workerConcurrency) (int $b.workerPoolExtra) (int $b.queuePool) $worker $reserved $total (int $db.maxConnections)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Rollouts that drop nothing: the preStop sleep (endpoint propagation), then gunicorn's
+graceful timeout, must end before Kubernetes' SIGKILL, with 5 s to spare.
+*/}}
+{{- define "qc-collector.checkGracePeriod" -}}
+{{- $needed := add (int .Values.api.preStopSleepSeconds) (int .Values.config.gracefulTimeoutSeconds) 5 }}
+{{- if gt $needed (int .Values.api.terminationGracePeriodSeconds) }}
+{{- fail (printf "api.terminationGracePeriodSeconds %d is too short: api.preStopSleepSeconds %d + config.gracefulTimeoutSeconds %d + 5 s margin = %d" (int .Values.api.terminationGracePeriodSeconds) (int .Values.api.preStopSleepSeconds) (int .Values.config.gracefulTimeoutSeconds) $needed) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Default topology spread of a component (api or worker): over zones and over nodes, best
+effort (ScheduleAnyway), so one zone or node outage never takes every pod.
+include "qc-collector.topologySpread" (list $ "api")
+*/}}
+{{- define "qc-collector.topologySpread" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- range list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+- maxSkew: 1
+  topologyKey: {{ . }}
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "qc-collector.selectorLabels" $root | nindent 6 }}
+      app.kubernetes.io/component: {{ $component }}
+  matchLabelKeys:
+    - pod-template-hash
+{{- end }}
+{{- end }}
+
+{{/*
+Whether a Prometheus Operator object renders: enabled, and the cluster serves the CRD
+(or requireCRDs is false). include "qc-collector.monitoringEnabled" (list $ .Values.serviceMonitor "ServiceMonitor")
+*/}}
+{{- define "qc-collector.monitoringEnabled" -}}
+{{- $root := index . 0 -}}
+{{- $values := index . 1 -}}
+{{- if and $values.enabled (or (not $values.requireCRDs) ($root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" (index . 2)))) -}}
+true
+{{- end }}
 {{- end }}
