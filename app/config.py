@@ -145,8 +145,6 @@ class Settings:
     email_recipients: tuple[str, ...] = ()
     system_alert_interval: float = 60.0
     alert_db_size_bytes: int = 0
-    alert_ingest_p95_seconds: float = 1.5
-    alert_errors_per_minute: int = 3
     # ops metrics
     ops_flush_seconds: float = 2.0
     # console (BFF) sessions
@@ -232,8 +230,6 @@ def load(env: dict[str, str] | None = None) -> Settings:
                                if a.strip()),
         system_alert_interval=_float(env, "SYSTEM_ALERT_INTERVAL", 60.0, minimum=1.0),
         alert_db_size_bytes=_int(env, "ALERT_DB_SIZE_BYTES", 0),
-        alert_ingest_p95_seconds=_float(env, "ALERT_INGEST_P95_SECONDS", 1.5, minimum=0.001),
-        alert_errors_per_minute=_int(env, "ALERT_ERRORS_PER_MINUTE", 3),
         ops_flush_seconds=_float(env, "OPS_FLUSH_SECONDS", 2.0, minimum=0.1),
         console_session_ttl=_int(env, "CONSOLE_SESSION_TTL", 8 * 3600, minimum=60),
         console_session_idle=_int(env, "CONSOLE_SESSION_IDLE", 1800, minimum=60),

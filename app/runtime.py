@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from app.config import Settings
-from app.services import alert_secrets, exports, ops, signing, system_alerts
+from app.services import alert_secrets, exports, ops, signing
 from app.services import ingest as ingest_service
 from app.services import keys as key_service
 from app.services.keys import KeyCache
@@ -17,8 +17,6 @@ from app.services.ratelimit import RateLimiter
 from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.runtime")
-
-PRUNE_EVERY_SECONDS = 600
 
 
 @dataclass
@@ -81,22 +79,8 @@ async def start(settings: Settings) -> Runtime:
             await key_service.sync_env_keys(db=db, keys=settings.api_keys)
     except Exception as exc:  # keep serving /health; /ready reports the database
         log.error("start-up database work failed: %s", exc.__class__.__name__)
-    runtime.spawn(_prune_loop(runtime))
-    runtime.spawn(system_alerts.ApiChecks(db=db, settings=settings).run())
     runtime.spawn(ops.flush_loop(db=db, every=settings.ops_flush_seconds))
     return runtime
-
-
-async def _prune_loop(runtime: Runtime) -> None:
-    while True:
-        try:
-            gone = await ingest_service.prune_idempotency(
-                db=runtime.db, older_than=datetime.now(UTC) - runtime.idempotency_ttl)
-            if gone:
-                log.info("pruned %d expired idempotency records", gone)
-        except Exception as exc:
-            log.warning("idempotency pruning failed: %s", exc.__class__.__name__)
-        await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 
 async def stop() -> None:

@@ -1,10 +1,18 @@
-"""qc-collector worker: runs jobs from the PostgreSQL-backed queue (procrastinate).
+"""qc-collector worker: runs jobs from the PostgreSQL-backed queue (procrastinate), the
+one job system of the service. Several workers may run at once: the queue hands each job
+to one of them, periodic jobs are deferred once per tick whichever workers run.
 
-Exports, the daily retention run and housekeeping (expired export files; jobs of workers
-that died, found by their stale heartbeat, are retried). Several workers may run at once:
-the queue hands each job to one of them. Each worker also runs the alert dispatcher
-(ALERT_DISPATCH; several dispatchers never send a notification twice) and the system
-alert checks.
+Queues and tasks:
+- exports: `export` (RetryStrategy; the last failure marks the export failed);
+- maintenance (periodic): `retention` (daily), `housekeeping` (every heartbeat: jobs of
+  workers that died, found by their stale heartbeat, are retried; expired export files
+  are deleted), `prune` (hourly: the alert delivery log, expired idempotency records,
+  finished alert jobs), `system_checks` (every SYSTEM_ALERT_INTERVAL);
+- alerts, only with ALERT_DISPATCH (a worker without it does not listen on the queue):
+  `alerts.announce` (periodic, every second), `alerts.deliver` (one job per delivery,
+  with DeliveryRetry).
+Beside the queue, each worker watches that it can reach the database
+(system_alerts.DatabaseWatch): that alert cannot go through the queue.
 """
 
 from __future__ import annotations
@@ -14,25 +22,80 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import procrastinate
+from procrastinate.jobs import Job
+from procrastinate.retry import RetryDecision
 
 from app.config import Settings
-from app.services import alert_dispatch, exports, retention, system_alerts
+from app.services import alert_channels, alert_dispatch, exports, retention, system_alerts
+from app.services import ingest as ingest_service
+from app.storage.alerts import ALERT_QUEUE, DELIVER_TASK
 from app.storage.db import Database
 from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK
 
 log = logging.getLogger("qc_collector.worker")
 MAINTENANCE_QUEUE = "maintenance"
 EXPORT_ATTEMPTS = 3  # retries after the first attempt
+ALERT_CONCURRENCY = 16  # sends at once per worker: a slow receiver never holds up the rest
+UNEXPECTED_RETRIES = 10  # a delivery job that failed for another reason (database gone)
+KEEP_JOBS_HOURS = 1
+ANNOUNCE_TASK = "alerts.announce"
+ROUTINE_TASKS = frozenset({ANNOUNCE_TASK, "housekeeping", "system_checks"})
 # the job worker's restart backoff after a database failure
 RESTART_MIN_SECONDS = 0.5
 RESTART_MAX_SECONDS = 15.0
 RESTART_RESET_SECONDS = 60.0
 
 
-def build(settings: Settings, db: Database) -> procrastinate.App:
+def _not_routine(record: logging.LogRecord) -> bool:
+    """Keeps the log readable: the start/success lines (and periodic deferrals) of the
+    jobs that tick every second or heartbeat are dropped; their warnings and errors and
+    what they log themselves are kept."""
+    job = getattr(record, "job", None)
+    task = job.get("task_name") if isinstance(job, dict) else getattr(record, "task_name", None)
+    if record.exc_info and isinstance(record.exc_info[1], alert_dispatch.DeliveryFailed):
+        record.exc_info = None  # an expected failure, already logged with its reason
+    return not (record.levelno <= logging.INFO and task in ROUTINE_TASKS)
+
+
+def every(seconds: float) -> str:
+    """A cron (with procrastinate's seconds field) ticking about every `seconds`, on a
+    period that divides the minute or the hour, so the ticks are evenly spaced."""
+    if seconds < 60:
+        step = max(n for n in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) if n <= max(seconds, 1))
+        return f"* * * * * */{step}"
+    if seconds < 3600:
+        step = max(n for n in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) if n <= seconds / 60)
+        return f"*/{step} * * * * 0"
+    return "0 * * * * 0"
+
+
+class DeliveryRetry(procrastinate.BaseRetryStrategy):
+    """A failed attempt (DeliveryFailed) runs again after the delay it recorded: the
+    exponential, jittered backoff, at least the receiver's Retry-After (429/503); the
+    service decides when a channel gives up. Anything else (the database went away
+    mid-delivery) is retried with the same backoff a bounded number of times."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base = settings.alert_retry_base_seconds
+        self.cap = settings.alert_retry_max_seconds
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, alert_dispatch.DeliveryFailed):
+            delay = exception.delay
+        elif job.attempts < UNEXPECTED_RETRIES:
+            delay = alert_channels.backoff(job.attempts + 1, base=self.base, cap=self.cap)
+        else:
+            return None
+        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=delay))
+
+
+def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.App:
+    """The queue's tasks. `http`: the alert channels' HTTP client (the worker's own)."""
     assert settings.database_url is not None
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=settings.database_url, min_size=1, max_size=4))
@@ -57,75 +120,125 @@ def build(settings: Settings, db: Database) -> procrastinate.App:
         deleted = await retention.scheduled(db=db, settings=settings)
         log.info("scheduled retention deleted %s", deleted or "nothing")
 
-    return app
+    @app.periodic(cron=every(settings.worker_heartbeat))
+    @app.task(name="housekeeping", queue=MAINTENANCE_QUEUE, queueing_lock="housekeeping")
+    async def housekeeping(timestamp: int) -> None:
+        silent_for = 3 * settings.worker_heartbeat
+        for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=silent_for):
+            log.warning("retrying job %s (%s): its worker stopped", job.id, job.task_name)
+            await app.job_manager.retry_job(job)
+        expired = await exports.expire_files(db=db, settings=settings)
+        if expired:
+            log.info("deleted %d expired export file(s)", expired)
 
+    @app.periodic(cron="17 * * * *")
+    @app.task(name="prune", queue=MAINTENANCE_QUEUE, queueing_lock="prune")
+    async def prune(timestamp: int) -> None:
+        await alert_dispatch.prune(db=db)
+        gone = await ingest_service.prune_idempotency(
+            db=db, older_than=datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_hours))
+        if gone:
+            log.info("pruned %d expired idempotency records", gone)
+        # periodic jobs tick every second or heartbeat: keep an hour of the finished ones
+        for queue in (ALERT_QUEUE, MAINTENANCE_QUEUE):
+            await app.job_manager.delete_old_jobs(nb_hours=KEEP_JOBS_HOURS, queue=queue)
 
-async def _housekeeping(app: procrastinate.App, db: Database, settings: Settings) -> None:
-    silent_for = 3 * settings.worker_heartbeat
-    await asyncio.sleep(1.0)  # the job worker opens its connector first
-    while True:
+    @app.periodic(cron=every(settings.system_alert_interval))
+    @app.task(name="system_checks", queue=MAINTENANCE_QUEUE, queueing_lock="system_checks")
+    async def system_checks(timestamp: int) -> None:
+        since = datetime.fromtimestamp(timestamp - settings.system_alert_interval, UTC)
+        await system_alerts.check(db=db, settings=settings, since=since)
+
+    @app.task(name=DELIVER_TASK, queue=ALERT_QUEUE, retry=DeliveryRetry(settings),
+              pass_context=True)
+    async def deliver(context: procrastinate.JobContext, tenant: str, delivery_id: str) -> None:
+        assert http is not None, "a worker without ALERT_DISPATCH does not deliver"
         try:
-            for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=silent_for):
-                log.warning("retrying job %s (%s): its worker stopped", job.id, job.task_name)
-                await app.job_manager.retry_job(job)
-            expired = await exports.expire_files(db=db, settings=settings)
-            if expired:
-                log.info("deleted %d expired export file(s)", expired)
-        except Exception as exc:  # keep the loop alive; the next round tries again
-            log.warning("housekeeping failed: %s", exc.__class__.__name__)
-        await asyncio.sleep(settings.worker_heartbeat)
+            await alert_dispatch.deliver(db=db, settings=settings, http=http, tenant=tenant,
+                                         delivery_id=UUID(delivery_id))
+        except alert_dispatch.DeliveryFailed:
+            raise
+        except Exception as exc:
+            if context.job.attempts >= UNEXPECTED_RETRIES:  # no retry follows this one
+                with contextlib.suppress(Exception):
+                    await alert_dispatch.give_up(
+                        db=db, tenant=tenant, delivery_id=UUID(delivery_id),
+                        reason=f"{exc.__class__.__name__} after {UNEXPECTED_RETRIES + 1} attempts")
+            raise
+
+    if settings.alert_dispatch:
+        @app.periodic(cron="* * * * * *")
+        @app.task(name=ANNOUNCE_TASK, queue=ALERT_QUEUE, queueing_lock=ANNOUNCE_TASK)
+        async def announce(timestamp: int) -> None:
+            await alert_dispatch.announce(db=db)
+
+    return app
 
 
 async def run(settings: Settings) -> None:
     """Runs until SIGTERM/SIGINT. A PostgreSQL restart does not end it: procrastinate stops
     its worker when its LISTEN connection breaks, and this loop starts it again (fresh
-    connector pool) with backoff, while the dispatcher and checks ride out the outage in
-    their own retry loops. In-process rather than exit-and-be-restarted: the supervisor
-    (`qc-collector serve`, Kubernetes) would add its own growing delays (CrashLoopBackOff)
-    to every database blip, and in-flight alert sends would be cut off."""
+    connector pool) with backoff; jobs cut off meanwhile are retried by the queue.
+    In-process rather than exit-and-be-restarted: the supervisor (`qc-collector serve`,
+    Kubernetes) would add its own growing delays (CrashLoopBackOff) to every database
+    blip."""
     assert settings.database_url is not None
-    # + the dispatcher's connections (a round, and recording sends as they finish)
     db = await Database(settings.database_url, min_size=1,
-                        max_size=settings.worker_concurrency + 5,
+                        max_size=settings.worker_concurrency + 4
+                        + (ALERT_CONCURRENCY if settings.alert_dispatch else 0),
                         timeout=settings.db_pool_timeout).open()
-    app = build(settings, db)
+    http = alert_dispatch.client(settings)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_routine)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        # built first: refuses to start in production without ENCRYPTION_KEY
-        dispatcher = (alert_dispatch.Dispatcher(db=db, settings=settings)
-                      if settings.alert_dispatch else None)
-        housekeeping = asyncio.create_task(_housekeeping(app, db, settings))
-        alerting = [asyncio.create_task(system_alerts.WorkerChecks(db=db, settings=settings).run())]
-        if dispatcher is not None:
-            alerting.append(asyncio.create_task(dispatcher.run()))
+        if settings.alert_dispatch:
+            # first: refuses to start in production without ENCRYPTION_KEY
+            await system_alerts.sync_rules(db=db, settings=settings)
+            log.info("alert dispatcher started (window %ss, retries polled every %ss)",
+                     settings.alert_dedup_window, settings.alert_poll_seconds)
+        app = build(settings, db, http if settings.alert_dispatch else None)
+        watch = asyncio.create_task(
+            system_alerts.DatabaseWatch(db=db, settings=settings, http=http).run())
         try:
             await _run_jobs(app, settings, stopping)
         finally:
-            for task in (housekeeping, *alerting):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        await http.aclose()
         await db.close()
 
 
+def listening(settings: Settings) -> tuple[list[str], int, float]:
+    """(the queues this worker takes jobs from, how many at once, the polling interval for
+    retries, which NOTIFY does not announce). Without ALERT_DISPATCH: not the alerts."""
+    queues, concurrency = [EXPORT_QUEUE, MAINTENANCE_QUEUE], settings.worker_concurrency
+    polling = min(5.0, settings.worker_heartbeat)
+    if settings.alert_dispatch:  # a delivery's retry is due on time, within a poll
+        queues.append(ALERT_QUEUE)
+        concurrency += ALERT_CONCURRENCY
+        polling = min(polling, settings.alert_poll_seconds)
+    return queues, concurrency, polling
+
+
 async def _run_jobs(app: procrastinate.App, settings: Settings, stopping: asyncio.Event) -> None:
+    queues, concurrency, polling = listening(settings)
     delay = RESTART_MIN_SECONDS
     while not stopping.is_set():
         started = time.monotonic()
         try:
             async with app.open_async():
                 worker = asyncio.create_task(app.run_worker_async(
-                    queues=[EXPORT_QUEUE, MAINTENANCE_QUEUE],
-                    concurrency=settings.worker_concurrency,
+                    queues=queues, concurrency=concurrency,
                     update_heartbeat_interval=settings.worker_heartbeat,
-                    # retried jobs are not announced by NOTIFY: poll at the heartbeat's pace
-                    fetch_job_polling_interval=min(5.0, settings.worker_heartbeat),
+                    fetch_job_polling_interval=polling,
                     stalled_worker_timeout=3 * settings.worker_heartbeat,
                     install_signal_handlers=False))
                 stop = asyncio.create_task(stopping.wait())

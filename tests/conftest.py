@@ -59,8 +59,9 @@ def server(database: LiveDatabase, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def worker(database: LiveDatabase, server: LiveServer) -> Iterator[LiveWorker]:
     """A job worker sharing the server's data dir (export files), with a fast heartbeat.
-    Its alert dispatcher is off: tests/api/test_alerts.py runs dispatchers of its own,
-    with settings that reach its local receivers, on the same database."""
+    It delivers no alerts (ALERT_DISPATCH=false: it does not listen on the alerts queue):
+    tests/api/test_alerts.py runs delivering workers of its own, with settings that reach
+    its local receivers, on the same database."""
     live = start_worker(database, run_dir=server.log_path.parent,
                         env={"WORKER_HEARTBEAT_SECONDS": "1", "ALERT_DISPATCH": "false"})
     yield live

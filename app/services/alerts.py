@@ -2,8 +2,8 @@
 
 A rule's channel configurations are sealed (alert_secrets) in the same transaction that
 stores the rule; what the API shows back is masked. Matching happens in SQL, in the
-ingest transaction (storage.alerts.enqueue); delivery is the dispatcher's
-(alert_dispatch), in the worker.
+ingest transaction (storage.alerts.enqueue); delivery is alert_dispatch's, as jobs on the
+worker's queue.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every call takes the tenant and runs in the caller's (RLS-scoped) transaction; the only
 cross-tenant reads are the definer functions behind tenants_with_work, dead_since and
-prune.
+prune. Each delivery row has one job on the queue (procrastinate), deferred with it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from psycopg.types.json import Jsonb
 
 from app.storage.db import Connection
 from app.storage.queries import q
+
+ALERT_QUEUE = "alerts"
+DELIVER_TASK = "alerts.deliver"
 
 
 async def enqueue(conn: Connection, *, tenant: str, report_ids: Sequence[UUID], window: int) -> None:
@@ -63,16 +66,24 @@ async def insert_notification(conn: Connection, *, tenant: str, row: dict[str, A
                        {"tenant": tenant, **row, "details": Jsonb(row["details"])})
 
 
-async def insert_delivery(conn: Connection, *, tenant: str, row: dict[str, Any]) -> None:
-    await conn.execute(q("insert_alert_delivery"), {"tenant": tenant, **row})
+async def add_delivery(conn: Connection, *, tenant: str, row: dict[str, Any]) -> bool:
+    """A delivery row and its job, in the caller's transaction: the job exists if and only
+    if the row was committed. A channel that already has this notification gets nothing
+    (False)."""
+    cur = await conn.execute(q("insert_alert_delivery"), {"tenant": tenant, **row})
+    if await cur.fetchone() is None:
+        return False
+    await conn.execute(q("defer_job"), {
+        "queue": ALERT_QUEUE, "task": DELIVER_TASK, "lock": None,
+        "args": Jsonb({"tenant": tenant, "delivery_id": str(row["id"])})})
+    return True
 
 
-async def claim(conn: Connection, *, tenant: str, claim_id: UUID, lease: float,
-                limit: int) -> list[dict[str, Any]]:
+async def start_delivery(conn: Connection, *, tenant: str,
+                         delivery_id: UUID) -> dict[str, Any] | None:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(q("claim_alert_deliveries"), {"tenant": tenant, "claim": claim_id,
-                                                        "lease": lease, "limit": limit})
-        return await cur.fetchall()
+        await cur.execute(q("start_alert_delivery"), {"tenant": tenant, "id": delivery_id})
+        return await cur.fetchone()
 
 
 async def rule_secrets(conn: Connection, *, tenant: str,
@@ -81,13 +92,20 @@ async def rule_secrets(conn: Connection, *, tenant: str,
     return {row[0]: (bytes(row[1]), bool(row[2])) for row in await cur.fetchall()}
 
 
-async def finish(conn: Connection, *, tenant: str, delivery_id: UUID, claim_id: UUID,
-                 status: str, last_status: int | None, last_error: str | None,
-                 delay: float = 0.0) -> bool:
-    cur = await conn.execute(q("finish_alert_delivery"), {
-        "tenant": tenant, "id": delivery_id, "claim": claim_id, "status": status,
+async def record_delivery(conn: Connection, *, tenant: str, delivery_id: UUID, status: str,
+                          last_status: int | None, last_error: str | None,
+                          delay: float = 0.0) -> bool:
+    cur = await conn.execute(q("record_alert_delivery"), {
+        "tenant": tenant, "id": delivery_id, "status": status,
         "last_status": last_status, "last_error": last_error, "delay": delay})
     return await cur.fetchone() is not None
+
+
+async def sync_system_rule(conn: Connection, *, tenant: str, rule_id: UUID, name: str,
+                           channels: list[dict[str, str]], secrets: bytes) -> None:
+    await conn.execute(q("sync_system_alert_rule"), {
+        "tenant": tenant, "id": rule_id, "name": name, "channels": Jsonb(channels),
+        "secrets": secrets})
 
 
 async def lock_tenant_rules(conn: Connection, *, tenant: str) -> None:

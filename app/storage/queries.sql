@@ -385,7 +385,7 @@ ON CONFLICT (tenant_id, rule_id, window_start) DO UPDATE
        last_match_at = greatest(w.last_match_at, EXCLUDED.last_match_at);
 
 -- name: enqueue_system_alert
--- A system alert (tenant ':system'): the same window and dedup key as a rule's.
+-- A check's alert (tenant ':system'): the same window and dedup key as a rule's.
 INSERT INTO alert_windows AS w (tenant_id, rule_id, window_start, window_end, dedup_key,
                                 matched, first_match, level, last_match_at)
 SELECT %(tenant)s, %(rule_id)s::uuid, s.window_start,
@@ -399,13 +399,23 @@ SELECT %(tenant)s, %(rule_id)s::uuid, s.window_start,
 ON CONFLICT (tenant_id, rule_id, window_start) DO UPDATE
    SET matched = w.matched + 1, last_match_at = now();
 
+-- name: sync_system_alert_rule
+-- The operators' channels (from the environment) as an ordinary rule of the tenant
+-- ':system', one per check and level; it matches no report (an empty severity list):
+-- its windows are raised by the checks.
+INSERT INTO alert_rules (tenant_id, id, name, match_severity, channels, secrets)
+VALUES (%(tenant)s, %(id)s, %(name)s, '{}', %(channels)s, %(secrets)s)
+ON CONFLICT (tenant_id, id) DO UPDATE
+   SET name = EXCLUDED.name, match_severity = '{}', channels = EXCLUDED.channels,
+       fallback = NULL, secrets = EXCLUDED.secrets, deleted_at = NULL;
+
 -- name: alert_tenants_with_work
--- Cross-tenant by design (which tenants have due windows or deliveries); definer function.
+-- Cross-tenant by design (which tenants have windows to announce); definer function.
 SELECT qcc_alert_tenants_with_work(make_interval(secs => %(grace)s::float8));
 
 -- name: lock_due_alert_windows
 -- Windows with something to announce: a first match not yet sent, or a closed window
--- with matches not yet summarised. SKIP LOCKED: each goes to one dispatcher.
+-- with matches not yet summarised. SKIP LOCKED: each goes to one announcing job.
 SELECT rule_id, window_start, window_end, dedup_key, matched, announced, first_match, level
   FROM alert_windows
  WHERE tenant_id = %(tenant)s AND matched > announced
@@ -433,22 +443,17 @@ INSERT INTO alert_deliveries (tenant_id, id, notification_id, rule_id, channel_n
                               channel_type, target)
 VALUES (%(tenant)s, %(id)s, %(notification_id)s, %(rule_id)s, %(channel_no)s,
         %(channel_type)s, %(target)s)
-ON CONFLICT ON CONSTRAINT alert_deliveries_channel_once DO NOTHING;
+ON CONFLICT ON CONSTRAINT alert_deliveries_channel_once DO NOTHING
+RETURNING id;
 
--- name: claim_alert_deliveries
--- Due deliveries (pending and due, or sending whose lease ran out) become this
--- dispatcher's for one lease; SKIP LOCKED: concurrent dispatchers never claim the same.
+-- name: start_alert_delivery
+-- One attempt begins (its job runs). A delivery already settled (delivered, handed to
+-- the fallback, dead, cancelled) is not sent again; one left 'sending' by a worker that
+-- died mid-send is (the queue retries that worker's job: at least once, same id).
 UPDATE alert_deliveries d
-   SET status = 'sending', attempts = d.attempts + 1, claim = %(claim)s,
-       next_attempt_at = now() + make_interval(secs => %(lease)s::float8), updated_at = now()
-  FROM (SELECT id FROM alert_deliveries
-         WHERE tenant_id = %(tenant)s AND status IN ('pending', 'sending')
-           AND next_attempt_at <= now()
-         ORDER BY next_attempt_at
-         LIMIT %(limit)s
-           FOR UPDATE SKIP LOCKED) due,
-       alert_notifications n
- WHERE d.tenant_id = %(tenant)s AND d.id = due.id
+   SET status = 'sending', attempts = d.attempts + 1, updated_at = now()
+  FROM alert_notifications n
+ WHERE d.tenant_id = %(tenant)s AND d.id = %(id)s AND d.status IN ('pending', 'sending')
    AND n.tenant_id = %(tenant)s AND n.id = d.notification_id
 RETURNING d.id, d.notification_id, d.rule_id, d.channel_no, d.channel_type, d.target,
           d.attempts, n.rule_name, n.dedup_key, n.kind, n.level, n.summary, n.matches,
@@ -465,15 +470,16 @@ SELECT id, name, channels, fallback
   FROM alert_rules
  WHERE tenant_id = %(tenant)s AND id = ANY(%(ids)s::uuid[]) AND deleted_at IS NULL;
 
--- name: finish_alert_delivery
--- The outcome of one attempt, only by the dispatcher that holds the claim.
+-- name: record_alert_delivery
+-- The outcome of one attempt; when pending again, next_attempt_at is when its retry job
+-- is scheduled.
 UPDATE alert_deliveries
    SET status = %(status)s, last_status = %(last_status)s,
        last_error = coalesce(%(last_error)s, last_error),
        next_attempt_at = now() + make_interval(secs => %(delay)s::float8),
        delivered_at = CASE WHEN %(status)s = 'delivered' THEN now() END,
-       claim = NULL, updated_at = now()
- WHERE tenant_id = %(tenant)s AND id = %(id)s AND claim = %(claim)s AND status = 'sending'
+       updated_at = now()
+ WHERE tenant_id = %(tenant)s AND id = %(id)s AND status = 'sending'
 RETURNING id;
 
 -- name: count_active_alert_rules

@@ -1,13 +1,15 @@
-"""The alert outbox and system alerts on a real PostgreSQL, with the dispatcher in-process."""
+"""The alert outbox and system alerts on a real PostgreSQL, with the delivery jobs run by
+an in-process procrastinate worker."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 import psycopg
@@ -15,9 +17,9 @@ import pytest
 from psycopg import sql
 from pytest_httpserver import HTTPServer
 
+from app import worker
 from app.config import Settings
-from app.services import alerts, ingest, system_alerts
-from app.services.alert_dispatch import Dispatcher
+from app.services import alert_dispatch, alerts, ingest, system_alerts
 from app.services.principal import Principal
 from app.storage.db import Database
 from app.storage.migrate import migrate
@@ -117,22 +119,20 @@ def system_settings(server: HTTPServer, tmp_path: Any) -> Settings:
 
 
 async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, receiver, tmp_path):
-    settings = system_settings(receiver, tmp_path)
-    for _ in range(3):  # e.g. three API processes seeing the same spike in one window
-        await system_alerts.raise_alert(db=isolated, settings=settings, check="error_spike",
-                                        level="error", facts={"errors_per_minute": 12})
+    settings = replace(system_settings(receiver, tmp_path), database_url=isolated.conninfo,
+                       worker_heartbeat=1)
+    await system_alerts.sync_rules(db=isolated, settings=settings)
+    for _ in range(3):  # e.g. three workers seeing the same dead letters in one window
+        await system_alerts.raise_alert(db=isolated, settings=settings, check="dead_letters",
+                                        level="error", facts={"dead_deliveries": 2})
     await system_alerts.raise_alert(db=isolated, settings=settings, check="database_capacity",
                                     level="critical", facts={"percent": 101.0})
-    dispatcher = Dispatcher(db=isolated, settings=settings)
-    try:
-        for _ in range(3):
-            await dispatcher.round()
-            await dispatcher.wait_idle()
-    finally:
-        await dispatcher.close()
+    assert await alert_dispatch.announce(db=isolated) == 2
+    assert await alert_dispatch.announce(db=isolated) == 0  # the repeats wait for the summary
+    await run_alert_jobs(isolated, settings)
     slack = [m["text"] for m in posted(receiver, "/slack")]
-    assert len(slack) == 2, slack  # one message per alert: the repeats wait for the summary
-    assert any("5xx error spike" in t and "[error]" in t for t in slack)
+    assert len(slack) == 2, slack  # one message per alert
+    assert any("dead-lettered" in t and "[error]" in t for t in slack)
     assert any("size threshold" in t and "[critical]" in t for t in slack)
     (page,) = posted(receiver, "/pd")  # only the critical one pages
     assert page["payload"]["severity"] == "critical" and page["routing_key"] == "P" * 32
@@ -143,15 +143,102 @@ async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, r
         int(start.timestamp()), 300)
 
 
+def jobs(db: Database, task: str) -> list[str]:
+    with psycopg.connect(db.conninfo) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT status FROM procrastinate_jobs WHERE task_name = %s ORDER BY id", (task,))]
+
+
+async def run_alert_jobs(db: Database, settings: Settings) -> None:
+    """A procrastinate worker on the alert queue, until no job is due."""
+    http = alert_dispatch.client(settings)
+    try:
+        app = worker.build(settings, db, http)
+        async with app.open_async():
+            await app.run_worker_async(queues=[worker.ALERT_QUEUE], wait=False,
+                                       install_signal_handlers=False)
+    finally:
+        await http.aclose()
+
+
+async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_dead_letters(
+        isolated, receiver, tmp_path):
+    tenant = "ssrf-fallback"
+    # the rule was accepted where private targets were allowed; the sending worker refuses
+    created = Settings(data_dir=tmp_path, encryption_key=KEY, alerts_allow_private_targets=True)
+    sending = replace(created, alerts_allow_private_targets=False, alert_max_attempts=5,
+                      database_url=isolated.conninfo, pagerduty_events_url=receiver.url_for("/pd"))
+    admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
+    rule = await alerts.create_rule(db=isolated, settings=created, principal=admin, request={
+        "name": "guarded", "match": {"severity": ["block"]},
+        "channels": [{"type": "webhook", "url": receiver.url_for("/hook"), "secret": "s" * 20}],
+        "fallback": {"type": "pagerduty", "routing_key": "F" * 32}})
+    committer = ingest.GroupCommitter(db=isolated, alert_window=300)
+    committer.start()
+    try:
+        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+            [submission("a", "block")], tenant=tenant, batch=False)))
+    finally:
+        await committer.stop()
+    assert jobs(isolated, "alerts.deliver") == []
+    assert await alert_dispatch.announce(db=isolated) == 1
+    # the delivery row and its job were committed together
+    assert jobs(isolated, "alerts.deliver") == ["todo"]
+    await run_alert_jobs(isolated, sending)
+    assert receiver.log == []  # no request ever reached a refused (private, http) target
+    page = await alerts.list_notifications(db=isolated, tenant=tenant, status="dead",
+                                           rule_id=UUID(rule["id"]), limit=10, cursor=None,
+                                           if_none_match=None)
+    (item,) = page.items or []
+    hook, fallback = item["deliveries"]
+    # at once, not after ALERT_MAX_ATTEMPTS: the fallback (refused too) is the dead letter
+    assert hook["status"] == "failed" and hook["attempts"] == 1
+    assert hook["last_error"].startswith("refused")
+    assert fallback["fallback"] and fallback["status"] == "dead" and fallback["attempts"] == 1
+    assert jobs(isolated, "alerts.deliver") == ["succeeded", "succeeded"]
+
+
+async def test_a_delivery_whose_job_gives_up_is_dead_lettered_not_left_sending(
+        isolated, tmp_path):
+    tenant = "gives-up"
+    settings = Settings(data_dir=tmp_path, encryption_key=KEY)
+    admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
+    rule = await alerts.create_rule(db=isolated, settings=settings, principal=admin, request={
+        "name": "r", "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
+    committer = ingest.GroupCommitter(db=isolated, alert_window=300)
+    committer.start()
+    try:
+        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+            [submission("a", "block")], tenant=tenant, batch=False)))
+    finally:
+        await committer.stop()
+    assert await alert_dispatch.announce(db=isolated) == 1
+    with psycopg.connect(isolated.conninfo) as conn:  # an attempt began, then its worker died
+        conn.execute("SELECT set_config('app.tenant', %s, false)", (tenant,))
+        (delivery_id,) = conn.execute("UPDATE alert_deliveries SET status = 'sending'"
+                                      " WHERE tenant_id = %s RETURNING id", (tenant,)).fetchone()
+    await alert_dispatch.give_up(db=isolated, tenant=tenant, delivery_id=delivery_id,
+                                 reason="OperationalError after 11 attempts")
+    page = await alerts.list_notifications(db=isolated, tenant=tenant, status="dead",
+                                           rule_id=UUID(rule["id"]), limit=10, cursor=None,
+                                           if_none_match=None)
+    (item,) = page.items or []
+    assert item["last_error"] == "OperationalError after 11 attempts"
+
+
 async def test_an_unreachable_database_pages_directly_once_per_window(receiver, tmp_path):
     settings = system_settings(receiver, tmp_path)
-    checks = system_alerts.WorkerChecks(
-        db=Database(f"postgresql://app@127.0.0.1:{free_port()}/gone"), settings=settings)
-    await checks.check()
-    assert checks.tasks == set()  # one failed ping is not yet an outage
-    await checks.check()
-    await checks.check()  # the same window: not sent again
-    await asyncio.gather(*checks.tasks)
+    http = alert_dispatch.client(settings)
+    watch = system_alerts.DatabaseWatch(
+        db=Database(f"postgresql://app@127.0.0.1:{free_port()}/gone"), settings=settings,
+        http=http)
+    try:
+        await watch.check()
+        assert posted(receiver, "/pd") == []  # one failed ping is not yet an outage
+        await watch.check()
+        await watch.check()  # the same window: not sent again
+    finally:
+        await http.aclose()
     (page,) = posted(receiver, "/pd")
     assert page["payload"]["summary"] == "The database is unreachable"
     assert page["payload"]["severity"] == "critical"

@@ -1,5 +1,5 @@
 """Alerts without a database: sealed secrets, masks, the SSRF guard, backoff, Retry-After,
-webhook signatures, renderings and the system checks' arithmetic."""
+webhook signatures, renderings, the delivery jobs' retry decisions and schedules."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
 
-from app import config
+from app import config, worker
 from app.config import ConfigError, Settings
-from app.services import alert_channels, alert_secrets, alert_targets, system_alerts
+from app.services import alert_channels, alert_dispatch, alert_secrets, alert_targets, system_alerts
 from app.services.alert_channels import Message, backoff, parse_retry_after, redact, signature
 from app.services.alert_targets import TargetRefused, check_url
 
@@ -184,27 +185,61 @@ def test_system_channels_page_pagerduty_only_when_critical():
         ":system", system_alerts.rule_id("x", "error"), 900, 300)
 
 
-async def test_api_checks_raise_an_error_spike_p95_and_rate_limit_alerts(monkeypatch):
-    from app.observability import LATENCY, REJECTED, REQUESTS
+def _job(attempts: int) -> Any:
+    from procrastinate.jobs import Job
 
-    raised: list[tuple[str, str, dict]] = []
+    return Job(id=1, queue="alerts", lock=None, queueing_lock=None,
+               task_name="alerts.deliver", attempts=attempts)
 
-    async def capture(*, db, settings, check, level, facts):
-        raised.append((check, level, facts))
 
-    monkeypatch.setattr(system_alerts, "raise_alert", capture)
-    checks = system_alerts.ApiChecks(db=None, settings=Settings(alert_errors_per_minute=3))
-    await checks.check()  # the baseline
-    for _ in range(50):
-        REQUESTS.labels("reports.list_reports", "503").inc()
-    for _ in range(25):
-        LATENCY.labels("ingest.ingest_report").observe(4.0)
-    REJECTED.labels("acme-unit", "429").inc(7)
-    await checks.check()
-    found = {check: (level, facts) for check, level, facts in raised}
-    assert found["error_spike"][0] == "error" and found["error_spike"][1]["errors_per_minute"] > 3
-    assert found["ingest_latency"][0] == "warning" and found["ingest_latency"][1]["p95_seconds_at_most"] >= 4
-    assert found["rate_limited"][1]["refused_by_tenant"] == {"acme-unit": 7}
-    raised.clear()
-    await checks.check()  # nothing new since: nothing raised
-    assert raised == []
+def test_a_failed_delivery_runs_again_after_its_recorded_delay_and_other_failures_back_off():
+    strategy = worker.DeliveryRetry(Settings(alert_retry_base_seconds=1, alert_retry_max_seconds=8))
+    now = datetime.now(UTC)
+    # the delay the service recorded (at least a receiver's Retry-After) is the job's wait
+    decision = strategy.get_retry_decision(exception=alert_dispatch.DeliveryFailed(30.0, "HTTP 429"),
+                                           job=_job(0))
+    assert decision is not None and decision.retry_at is not None
+    assert timedelta(seconds=29) < decision.retry_at - now < timedelta(seconds=31)
+    # the database gone mid-delivery: exponential (capped) backoff, then the job gives up
+    decision = strategy.get_retry_decision(exception=ConnectionError(), job=_job(6))
+    assert decision is not None and decision.retry_at is not None
+    assert timedelta(seconds=3.9) < decision.retry_at - now < timedelta(seconds=8.1)
+    assert strategy.get_retry_decision(exception=ConnectionError(),
+                                       job=_job(worker.UNEXPECTED_RETRIES)) is None
+
+
+@pytest.mark.parametrize(("seconds", "cron"), [
+    (1, "* * * * * */1"), (7, "* * * * * */6"), (45, "* * * * * */30"),
+    (60, "*/1 * * * * 0"), (600, "*/10 * * * * 0"), (7200, "0 * * * * 0")])
+def test_periodic_jobs_tick_evenly_near_the_interval_asked(seconds, cron):
+    assert worker.every(seconds) == cron
+
+
+def test_a_worker_without_alert_dispatch_does_not_take_alert_jobs():
+    queues, concurrency, polling = worker.listening(Settings(alert_dispatch=False))
+    assert queues == ["exports", "maintenance"] and concurrency == 2 and polling == 5.0
+    queues, concurrency, polling = worker.listening(Settings(alert_poll_seconds=0.2))
+    assert queues == ["exports", "maintenance", "alerts"]
+    assert concurrency == 2 + worker.ALERT_CONCURRENCY and polling == 0.2
+
+
+def test_the_system_tenant_is_one_no_api_key_can_have():
+    assert not config.TENANT_PATTERN.match(system_alerts.SYSTEM_TENANT)
+    with pytest.raises(ConfigError):
+        config.load({"API_KEYS": f"{system_alerts.SYSTEM_TENANT}:admin:" + "s" * 32})
+
+
+def test_routine_job_lines_stay_out_of_the_worker_log_but_their_problems_do_not():
+    import logging
+
+    def record(level: int, task: str, exc: BaseException | None = None) -> logging.LogRecord:
+        rec = logging.LogRecord("procrastinate.worker", level, __file__, 1, "Job ended", None,
+                                (type(exc), exc, None) if exc else None)
+        rec.job = {"task_name": task}
+        return rec
+
+    assert not worker._not_routine(record(logging.INFO, "alerts.announce"))
+    assert worker._not_routine(record(logging.ERROR, "alerts.announce"))
+    assert worker._not_routine(record(logging.INFO, "export"))
+    retried = record(logging.INFO, "alerts.deliver", alert_dispatch.DeliveryFailed(2.0, "HTTP 500"))
+    assert worker._not_routine(retried) and retried.exc_info is None  # no traceback for it
