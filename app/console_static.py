@@ -1,8 +1,9 @@
 """/console: the console's static files (app/console/), served beside the contract.
 
 The files are read once at start-up into memory with a strong ETag each; a matching
-If-None-Match answers 304. Only the files that exist in app/console/ are served (no path
-is ever joined from the request). A strict Content-Security-Policy allows the page's own
+If-None-Match answers 304. Only the files that exist in app/console/ and its vendor/
+folder (the pinned chart library and its licence) are served (no path is ever joined
+from the request). A strict Content-Security-Policy allows the page's own
 scripts and styles only.
 """
 
@@ -15,7 +16,9 @@ from typing import Any
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 PREFIX = "/console"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+         ".txt": "text/plain; charset=utf-8"}
+SUBFOLDERS = ("vendor",)
 SECURITY_HEADERS = [
     (b"content-security-policy",
      b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
@@ -28,11 +31,15 @@ SECURITY_HEADERS = [
 
 def _load(folder: Path) -> dict[str, tuple[bytes, str, str]]:
     files: dict[str, tuple[bytes, str, str]] = {}
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+    paths = sorted(folder.iterdir()) if folder.is_dir() else []
+    for sub in SUBFOLDERS:
+        if (folder / sub).is_dir():
+            paths += sorted((folder / sub).iterdir())
+    for path in paths:
         if path.is_file() and path.suffix in TYPES:
             data = path.read_bytes()
             etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-            files[path.name] = (data, TYPES[path.suffix], etag)
+            files[path.relative_to(folder).as_posix()] = (data, TYPES[path.suffix], etag)
     return files
 
 

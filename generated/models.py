@@ -178,6 +178,24 @@ LabelsAdditionalProperty1 = TypeAliasType(
 )
 
 
+class Signer(BaseModel):
+    key_id: Annotated[UUID | None, Field(...)]
+    role: Literal['auditor', 'admin']
+
+
+class Signature(BaseModel):
+    signing_key_id: Annotated[
+        str,
+        Field(
+            description='JWK thumbprint (RFC 7638) of the signing key.', max_length=100
+        ),
+    ]
+    signer: Annotated[
+        Signer, Field(description='The API key that asked for the signature.')
+    ]
+    signed_at: AwareDatetime
+
+
 class ReportSummary(BaseModel):
     id: UUID
     tenant: Annotated[str, Field(max_length=64)]
@@ -199,6 +217,12 @@ class ReportSummary(BaseModel):
         ),
     ]
     signed: bool
+    signature: Annotated[
+        Signature | None,
+        Field(
+            description='Who signed, with which key and when; present only in reads of a signed report.'
+        ),
+    ] = None
 
 
 class Report(ReportSummary):
@@ -238,11 +262,12 @@ class LoginRequest(BaseModel):
 
 
 class Session(BaseModel):
-    tenant: Annotated[str, Field(max_length=64)]
-    role: Literal['viewer', 'operator', 'auditor', 'admin']
-    key_id: UUID
-    auth: Literal['cookie', 'api_key']
-    expires_at: Annotated[AwareDatetime | None, Field(...)]
+    authenticated: bool
+    tenant: Annotated[str | None, Field(max_length=64)] = None
+    role: Literal['viewer', 'operator', 'auditor', 'admin'] | None = None
+    key_id: UUID | None = None
+    auth: Literal['cookie', 'api_key'] | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class Notifications(BaseModel):
@@ -285,7 +310,59 @@ class Timeline(BaseModel):
     buckets: Annotated[list[Bucket], Field(max_length=1000)]
 
 
-class Signature(BaseModel):
+class Item(BaseModel):
+    key: Annotated[str, Field(description='The source or the subject.', max_length=200)]
+    total: Annotated[int, Field(ge=0, le=1099511627776)]
+    failing: Annotated[int, Field(ge=1, le=1099511627776)]
+    blocking: Annotated[int, Field(ge=0, le=1099511627776)]
+    first_failure_hour: Annotated[
+        AwareDatetime,
+        Field(
+            description='Start of the first UTC hour of the period with a failing report.'
+        ),
+    ]
+    last_failure_hour: Annotated[
+        AwareDatetime,
+        Field(description='Start of the latest UTC hour with a failing report.'),
+    ]
+
+
+class TopFailing(BaseModel):
+    by: Literal['source', 'subject']
+    since: Annotated[
+        AwareDatetime, Field(description='Start of the first whole UTC hour counted.')
+    ]
+    until: Annotated[
+        AwareDatetime,
+        Field(description='End (exclusive) of the last whole UTC hour counted.'),
+    ]
+    items: Annotated[list[Item], Field(max_length=50)]
+
+
+class Item1(BaseModel):
+    source: Source
+    total: Annotated[int, Field(ge=1, le=1099511627776)]
+    passing: Annotated[int, Field(ge=0, le=1099511627776)]
+    pass_rate: Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class PassRates(BaseModel):
+    since: AwareDatetime
+    until: AwareDatetime
+    items: Annotated[list[Item1], Field(max_length=50)]
+
+
+class ReportCount(BaseModel):
+    count: Annotated[
+        int, Field(description='Matching reports, at most `cap`.', ge=0, le=500)
+    ]
+    capped: Annotated[
+        bool, Field(description='True when more than `cap` reports match.')
+    ]
+    cap: Annotated[int, Field(description='Where counting stops.', ge=500, le=500)]
+
+
+class Signature1(BaseModel):
     keyid: Annotated[str, Field(max_length=100)]
     sig: Annotated[str, Field(max_length=1000)]
 
@@ -293,15 +370,15 @@ class Signature(BaseModel):
 class DsseEnvelope(BaseModel):
     payloadType: Annotated[str, Field(max_length=100)]
     payload: Annotated[str, Field(max_length=1000000)]
-    signatures: Annotated[list[Signature], Field(max_length=10)]
+    signatures: Annotated[list[Signature1], Field(max_length=10)]
 
 
-class Signer(BaseModel):
+class Signer1(BaseModel):
     key_id: UUID
     role: Literal['auditor', 'admin']
 
 
-class Signature1(BaseModel):
+class Signature2(BaseModel):
     report_id: UUID
     content_sha256: Annotated[str, Field(max_length=64, pattern='^[0-9a-f]{64}$')]
     signing_key_id: Annotated[
@@ -311,7 +388,7 @@ class Signature1(BaseModel):
         ),
     ]
     signer: Annotated[
-        Signer, Field(description='The API key that asked for the signature.')
+        Signer1, Field(description='The API key that asked for the signature.')
     ]
     signed_at: AwareDatetime
     envelope: DsseEnvelope
@@ -474,8 +551,25 @@ class Export(BaseModel):
             description='Present once the file is written (succeeded, and kept after expiry).'
         ),
     ] = None
+    file_expires_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='When the worker deletes the file (finished + `EXPORT_TTL`); null unless succeeded or expired.'
+        ),
+    ] = None
     download_url: Annotated[str | None, Field(max_length=2048)]
     download_expires_at: AwareDatetime | None = None
+
+
+class ExportPage(BaseModel):
+    items: Annotated[list[Export], Field(max_length=100)]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass as `cursor` for the next page; null on the last page.',
+            max_length=512,
+        ),
+    ]
 
 
 class RetentionRequest(BaseModel):

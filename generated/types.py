@@ -93,6 +93,17 @@ Counts = TypedDict(
 )
 
 
+class Signer(TypedDict):
+    key_id: str | None
+    role: Literal['auditor', 'admin']
+
+
+class Signature(TypedDict):
+    signing_key_id: str
+    signer: Signer
+    signed_at: str
+
+
 class ReportSummary(TypedDict):
     id: str
     tenant: str
@@ -107,6 +118,7 @@ class ReportSummary(TypedDict):
     counts: Counts
     content_sha256: str
     signed: bool
+    signature: NotRequired[Signature]
 
 
 class Report(ReportSummary):
@@ -130,11 +142,12 @@ class LoginRequest(TypedDict, closed=True):
 
 
 class Session(TypedDict):
-    tenant: str
-    role: Literal['viewer', 'operator', 'auditor', 'admin']
-    key_id: str
-    auth: Literal['cookie', 'api_key']
-    expires_at: str | None
+    authenticated: bool
+    tenant: NotRequired[str]
+    role: NotRequired[Literal['viewer', 'operator', 'auditor', 'admin']]
+    key_id: NotRequired[str]
+    auth: NotRequired[Literal['cookie', 'api_key']]
+    expires_at: NotRequired[str | None]
 
 
 class Notifications(TypedDict):
@@ -166,7 +179,42 @@ class Timeline(TypedDict):
     buckets: list[Bucket]
 
 
-class Signature(TypedDict):
+class Item(TypedDict):
+    key: str
+    total: int
+    failing: int
+    blocking: int
+    first_failure_hour: str
+    last_failure_hour: str
+
+
+class TopFailing(TypedDict):
+    by: Literal['source', 'subject']
+    since: str
+    until: str
+    items: list[Item]
+
+
+class Item1(TypedDict):
+    source: Source
+    total: int
+    passing: int
+    pass_rate: float
+
+
+class PassRates(TypedDict):
+    since: str
+    until: str
+    items: list[Item1]
+
+
+class ReportCount(TypedDict):
+    count: int
+    capped: bool
+    cap: int
+
+
+class Signature1(TypedDict):
     keyid: str
     sig: str
 
@@ -174,19 +222,19 @@ class Signature(TypedDict):
 class DsseEnvelope(TypedDict):
     payloadType: str
     payload: str
-    signatures: list[Signature]
+    signatures: list[Signature1]
 
 
-class Signer(TypedDict):
+class Signer1(TypedDict):
     key_id: str
     role: Literal['auditor', 'admin']
 
 
-class Signature1(TypedDict):
+class Signature2(TypedDict):
     report_id: str
     content_sha256: str
     signing_key_id: str
-    signer: Signer
+    signer: Signer1
     signed_at: str
     envelope: DsseEnvelope
 
@@ -309,8 +357,14 @@ class Export(TypedDict):
     finished_at: NotRequired[str | None]
     error: str | None
     manifest: NotRequired[ExportManifest]
+    file_expires_at: NotRequired[str | None]
     download_url: str | None
     download_expires_at: NotRequired[str | None]
+
+
+class ExportPage(TypedDict):
+    items: list[Export]
+    next_cursor: str | None
 
 
 class RetentionRequest(TypedDict, closed=True):

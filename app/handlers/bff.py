@@ -8,7 +8,7 @@ from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
-from app.handlers._http import body, json, principal
+from app.handlers._http import body, header, json, principal
 from app.services import sessions as session_service
 
 
@@ -33,7 +33,9 @@ async def delete_session(token_info: dict[str, Any]) -> ConnexionResponse:
     return ConnexionResponse(status_code=204, headers={"Set-Cookie": clear})
 
 
-async def get_session(token_info: dict[str, Any]) -> ConnexionResponse:
-    return json(session_service.describe(principal(token_info), cookie="session" in token_info,
-                                         expires_at=token_info.get("session_expires_at")),
-                headers={"Cache-Control": "no-store"})
+async def get_session() -> ConnexionResponse:
+    rt = runtime.get()
+    who = await session_service.current(
+        db=rt.db, cache=rt.keys, settings=rt.settings,
+        cookie=request.cookies.get(session_service.COOKIE), api_key=header("x-api-key"))
+    return json(who, headers={"Cache-Control": "no-store"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from connexion.lifecycle import ConnexionResponse
@@ -20,6 +21,21 @@ async def create_export(token_info: dict[str, Any]) -> ConnexionResponse:
                                     principal=principal(token_info), request=body())
     return json({"id": str(accepted.export_id), "status": accepted.status}, 202,
                 {"Location": f"/exports/{accepted.export_id}"})
+
+
+async def list_exports(token_info: dict[str, Any], limit: int = 20,
+                       cursor: str | None = None) -> ConnexionResponse:
+    rt = runtime.get()
+    page = await exports.list_exports(db=rt.db, settings=rt.settings,
+                                      tenant=principal(token_info).tenant, limit=limit,
+                                      cursor=cursor, if_none_match=header("if-none-match"))
+    if page.body is None:
+        return not_modified(page.etag)
+    headers = {"ETag": page.etag}
+    if page.body["next_cursor"]:
+        query = urlencode({"limit": limit, "cursor": page.body["next_cursor"]})
+        headers["Link"] = f'</exports?{query}>; rel="next"'
+    return json(page.body, headers=headers)
 
 
 async def get_export(token_info: dict[str, Any], id: str) -> ConnexionResponse:

@@ -30,11 +30,12 @@ from app.errors import DomainError, Forbidden, NotFound, Unprocessable
 from app.services.canonical import canonical_bytes, rfc3339
 from app.services.local_secrets import read_or_create
 from app.services.principal import Principal
-from app.services.reports import Filters, etag, matches
+from app.services.reports import Filters, decode_cursor, encode_cursor, etag, matches
 from app.storage import exports as export_store
 from app.storage.db import Database
 
 MAX_ACTIVE = 2
+LIST_ORDER = "-created_at"  # the cursor's order tag
 _RELATIVE = re.compile(r"^-(\d{1,6})([mhd])$")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 CSV_COLUMNS = ("id", "received_at", "observed_at", "source", "subject", "run_id", "status",
@@ -155,7 +156,8 @@ class ExportView:
     body: dict[str, Any] | None  # None: not modified
 
 
-def _view(row: dict[str, Any], tenant: str, secret: bytes, ttl: int) -> dict[str, Any]:
+def _view(row: dict[str, Any], tenant: str, secret: bytes, ttl: int,
+          file_ttl: int) -> dict[str, Any]:
     stamp = lambda value: rfc3339(value) if value else None  # noqa: E731
     body: dict[str, Any] = {
         "id": str(row["id"]), "status": row["status"], "format": row["format"],
@@ -164,8 +166,10 @@ def _view(row: dict[str, Any], tenant: str, secret: bytes, ttl: int) -> dict[str
         "created_by": str(row["created_by"]) if row["created_by"] else None,
         "created_at": stamp(row["created_at"]), "started_at": stamp(row["started_at"]),
         "finished_at": stamp(row["finished_at"]), "error": row["error"],
-        "download_url": None, "download_expires_at": None,
+        "file_expires_at": None, "download_url": None, "download_expires_at": None,
     }
+    if row["status"] in ("succeeded", "expired") and row["finished_at"]:
+        body["file_expires_at"] = rfc3339(row["finished_at"] + timedelta(seconds=file_ttl))
     if row["status"] in ("succeeded", "expired") and row["sha256"]:
         body["manifest"] = {"sha256": row["sha256"], "rows": row["rows"], "bytes": row["bytes"],
                             "filters": row["filters"], "created_by": body["created_by"],
@@ -183,10 +187,34 @@ async def get(*, db: Database, settings: Settings, tenant: str, export_id: UUID,
         row = await export_store.get(conn, tenant=tenant, export_id=export_id)
     if row is None:
         raise NotFound("export not found")
-    body = _view(row, tenant, sign_secret(settings), settings.export_url_ttl)
+    body = _view(row, tenant, sign_secret(settings), settings.export_url_ttl,
+                 settings.export_ttl)
     # the worker changes status outside the tenant's version: the tag is the body's own
     tag = etag(tenant, 0, "export", orjson.dumps(body).decode())
     return ExportView(tag, None if matches(if_none_match, tag) else body)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportList:
+    etag: str
+    body: dict[str, Any] | None  # None: not modified
+
+
+async def list_exports(*, db: Database, settings: Settings, tenant: str, limit: int,
+                       cursor: str | None, if_none_match: str | None) -> ExportList:
+    """Newest first, keyset paged. The worker changes statuses outside the tenant's
+    version, so the validator is the page's own content (as for one export)."""
+    after = decode_cursor(cursor, LIST_ORDER) if cursor else None
+    async with db.tenant(tenant) as conn:
+        rows = await export_store.list_page(conn, tenant=tenant, limit=limit + 1, after=after)
+    secret = sign_secret(settings)
+    items = [_view(r, tenant, secret, settings.export_url_ttl, settings.export_ttl)
+             for r in rows[:limit]]
+    next_cursor = (encode_cursor(LIST_ORDER, rows[limit - 1]["created_at"], rows[limit - 1]["id"])
+                   if len(rows) > limit else None)
+    body = {"items": items, "next_cursor": next_cursor}
+    tag = etag(tenant, 0, "exports", orjson.dumps(body).decode())
+    return ExportList(tag, None if matches(if_none_match, tag) else body)
 
 
 @dataclass(frozen=True, slots=True)

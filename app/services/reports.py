@@ -151,7 +151,16 @@ def _summary(row: dict[str, Any], tenant: str) -> dict[str, Any]:
     }
     if row["run_id"] is not None:
         summary["run_id"] = row["run_id"]
+    if row.get("signature"):
+        summary["signature"] = signature_view(row["signature"])
     return summary
+
+
+def signature_view(found: dict[str, Any]) -> dict[str, Any]:
+    """Who signed, with which key, when (from the jsonb the read statement builds)."""
+    return {"signing_key_id": found["signing_key_id"],
+            "signer": {"key_id": found["signer_key_id"], "role": found["signer_role"]},
+            "signed_at": rfc3339(datetime.fromisoformat(found["signed_at"]))}
 
 
 async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,
@@ -195,11 +204,13 @@ async def get_report(*, db: Database, tenant: str, report_id: UUID,
     if matches(if_none_match, tag):
         return ReportDocument(tag, None)
     async with db.tenant(tenant) as conn:
-        found = await report_store.get(conn, tenant=tenant, report_id=report_id)
+        found = await report_store.get_document(conn, tenant=tenant, report_id=report_id)
     if found is None:
         raise NotFound("report not found")
-    canonical, digest, signed = found
+    canonical, digest, signed, signature = found
     document = orjson.loads(canonical)
     document["content_sha256"] = digest
     document["signed"] = signed
+    if signature:
+        document["signature"] = signature_view(signature)
     return ReportDocument(tag, orjson.dumps(document))

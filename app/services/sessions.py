@@ -104,9 +104,26 @@ async def logout(*, db: Database, principal: Principal, secret: str) -> bool:
 def describe(who: Principal, *, cookie: bool, expires_at: datetime | None) -> dict[str, Any]:
     """GET /bff/session's answer: whom the console acts as (it shows only what the role
     may do; the server's guard still decides)."""
-    return {"tenant": who.tenant, "role": who.role, "key_id": str(who.key_id),
+    return {"authenticated": True, "tenant": who.tenant, "role": who.role,
+            "key_id": str(who.key_id),
             "auth": "cookie" if cookie else "api_key",
             "expires_at": rfc3339(expires_at) if expires_at else None}
+
+
+async def current(*, db: Database, cache: KeyCache, settings: Settings, cookie: str | None,
+                  api_key: str | None) -> dict[str, Any]:
+    """The console's login check: who the cookie (or key) is, or `authenticated: false`
+    for none, an ended session or an unknown key. Never a 401: a page load that finds
+    no session is not an error (and so logs none in the browser)."""
+    if cookie:
+        found = await resolve(db=db, settings=settings, secret=cookie)
+        if found is not None:
+            return describe(found[0], cookie=True, expires_at=found[1])
+    if api_key:
+        principal = await key_service.authenticate(db=db, cache=cache, secret=api_key)
+        if principal is not None:
+            return describe(principal, cookie=False, expires_at=None)
+    return {"authenticated": False}
 
 
 def cookie_header(secret: str, settings: Settings, *, max_age: int | None = None) -> str:

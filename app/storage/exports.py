@@ -53,6 +53,16 @@ async def get(conn: Connection, *, tenant: str, export_id: UUID) -> dict[str, An
         return await cur.fetchone()
 
 
+async def list_page(conn: Connection, *, tenant: str, limit: int,
+                    after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
+    """Newest first; `limit` rows (the caller asks one more to know whether more follow)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q("list_exports"), {
+            "tenant": tenant, "limit": limit, "after_at": after[0] if after else None,
+            "after_id": after[1] if after else None})
+        return await cur.fetchall()
+
+
 async def start(conn: Connection, *, tenant: str, export_id: UUID) -> dict[str, Any] | None:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(q("start_export"), {"tenant": tenant, "id": export_id})

@@ -115,10 +115,30 @@ SELECT canonical, content_sha256, signed
   FROM reports
  WHERE tenant_id = %(tenant)s AND id = %(id)s;
 
+-- name: get_report_document
+-- One report's canonical bytes, signing state and, when signed, who signed when (a
+-- correlated lookup by primary key, in the same statement).
+SELECT canonical, content_sha256, signed,
+       CASE WHEN signed THEN (
+         SELECT jsonb_build_object('signing_key_id', s.signing_key_id, 'signer_key_id',
+                                   s.signer_key_id, 'signer_role', s.signer_role,
+                                   'signed_at', s.signed_at)
+           FROM report_signatures s
+          WHERE s.tenant_id = reports.tenant_id AND s.report_id = reports.id) END AS signature
+  FROM reports
+ WHERE tenant_id = %(tenant)s AND id = %(id)s;
+
 -- name: list_reports
--- One keyset page of summaries; fetches limit + 1 rows to know whether more follow.
+-- One keyset page of summaries; fetches limit + 1 rows to know whether more follow. A
+-- signed row brings its signer through a primary-key lookup in the same statement.
 SELECT id, source, subject, run_id, observed_at_raw, received_at, labels, status, severity,
-       count_pass, count_warn, count_fail, content_sha256, signed, {sort_col} AS sort_key
+       count_pass, count_warn, count_fail, content_sha256, signed, {sort_col} AS sort_key,
+       CASE WHEN signed THEN (
+         SELECT jsonb_build_object('signing_key_id', s.signing_key_id, 'signer_key_id',
+                                   s.signer_key_id, 'signer_role', s.signer_role,
+                                   'signed_at', s.signed_at)
+           FROM report_signatures s
+          WHERE s.tenant_id = reports.tenant_id AND s.report_id = reports.id) END AS signature
   FROM reports
  WHERE tenant_id = %(tenant)s
    {filters}
@@ -143,6 +163,60 @@ SELECT date_trunc(%(bucket)s, received_at) AS start, {group_col} AS key, count(*
    AND received_at >= %(since)s::timestamptz AND received_at < %(until)s::timestamptz
    {filters}
  GROUP BY 1, 2;
+
+-- -----------------------------------------------------------------------------------
+-- Dashboard: what is failing, where, since when. Periods are whole UTC hours, so the
+-- source aggregates come from the hourly rollup; subjects are not in the rollup.
+
+-- name: dashboard_top_sources
+-- Per source of the period: reports, failing and blocking ones, first and latest hour
+-- with a failure; only sources with a failure, most failing first.
+SELECT source AS key, sum(n)::bigint AS total,
+       coalesce(sum(n) FILTER (WHERE status = 'fail'), 0)::bigint AS failing,
+       coalesce(sum(n) FILTER (WHERE severity = 'block'), 0)::bigint AS blocking,
+       min(hour) FILTER (WHERE status = 'fail') AS first_failure_hour,
+       max(hour) FILTER (WHERE status = 'fail') AS last_failure_hour
+  FROM report_rollup_hourly
+ WHERE tenant_id = %(tenant)s
+   AND hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz
+ GROUP BY source
+HAVING sum(n) FILTER (WHERE status = 'fail') > 0
+ ORDER BY failing DESC, blocking DESC, key
+ LIMIT %(limit)s;
+
+-- name: dashboard_top_subjects
+-- The same per subject, from the reports of the period (the (tenant, received_at) index).
+SELECT subject AS key, count(*) AS total,
+       count(*) FILTER (WHERE status = 'fail') AS failing,
+       count(*) FILTER (WHERE severity = 'block') AS blocking,
+       date_trunc('hour', min(received_at) FILTER (WHERE status = 'fail')) AS first_failure_hour,
+       date_trunc('hour', max(received_at) FILTER (WHERE status = 'fail')) AS last_failure_hour
+  FROM reports
+ WHERE tenant_id = %(tenant)s
+   AND received_at >= %(since)s::timestamptz AND received_at < %(until)s::timestamptz
+ GROUP BY subject
+HAVING count(*) FILTER (WHERE status = 'fail') > 0
+ ORDER BY failing DESC, blocking DESC, key
+ LIMIT %(limit)s;
+
+-- name: dashboard_pass_rates
+-- Per source of the period: reports, passing ones and their ratio, lowest ratio first.
+SELECT source, sum(n)::bigint AS total,
+       coalesce(sum(n) FILTER (WHERE status = 'pass'), 0)::bigint AS passing,
+       round(coalesce(sum(n) FILTER (WHERE status = 'pass'), 0)::numeric / sum(n), 4)::float8
+         AS pass_rate
+  FROM report_rollup_hourly
+ WHERE tenant_id = %(tenant)s
+   AND hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz
+ GROUP BY source
+ ORDER BY pass_rate, total DESC, source
+ LIMIT %(limit)s;
+
+-- name: count_reports_capped
+-- How many reports match a /reports filter, reading at most cap + 1 index entries.
+SELECT count(*) FROM (
+  SELECT 1 FROM reports WHERE tenant_id = %(tenant)s {filters} LIMIT %(cap_plus_one)s
+) AS matched;
 
 -- name: claim_idempotency_key
 -- First writer of a key wins; the others read what it left.
@@ -240,6 +314,17 @@ SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
 SELECT id, status, format, since, until, filters, created_by, created_at, started_at,
        finished_at, error, rows, bytes, sha256, file_name
   FROM exports WHERE tenant_id = %(tenant)s AND id = %(id)s;
+
+-- name: list_exports
+-- One keyset page of the tenant's exports, newest first; fetches limit + 1 rows.
+SELECT id, status, format, since, until, filters, created_by, created_at, started_at,
+       finished_at, error, rows, bytes, sha256, file_name
+  FROM exports
+ WHERE tenant_id = %(tenant)s
+   AND (%(after_at)s::timestamptz IS NULL
+        OR (created_at, id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s;
 
 -- name: start_export
 -- Claims the export for this attempt; a retried job starts again from scratch.

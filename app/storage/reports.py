@@ -87,6 +87,14 @@ async def get(conn: Connection, *, tenant: str, report_id: UUID) -> tuple[bytes,
     return (bytes(row[0]), row[1], row[2]) if row else None
 
 
+async def get_document(conn: Connection, *, tenant: str,
+                       report_id: UUID) -> tuple[bytes, str, bool, dict[str, Any] | None] | None:
+    """The canonical bytes, sha256, signed flag and (when signed) who signed when."""
+    cur = await conn.execute(q("get_report_document"), {"tenant": tenant, "id": report_id})
+    row = await cur.fetchone()
+    return (bytes(row[0]), row[1], row[2], row[3]) if row else None
+
+
 async def list_page(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
                     descending: bool) -> list[dict[str, Any]]:
     column = sql.Identifier(SORT_COLUMNS[sort])

@@ -67,6 +67,9 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "reports.list_reports": lambda ctx: Call(200, params={"limit": 5}),
     "reports.get_report": lambda ctx: Call(200, path_params={"id": ctx.report_id}),
     "timeline.get_timeline": lambda ctx: Call(200, params={"bucket": "hour"}),
+    "dashboard.list_top": lambda ctx: Call(200, params={"by": "subject"}),
+    "dashboard.list_pass_rates": lambda ctx: Call(200),
+    "dashboard.count_reports": lambda ctx: Call(200, params={"severity": "block"}),
     # the first signature is 201, every later one returns it with 200
     "evidence.sign_report": lambda ctx: Call((200, 201), path_params={"id": ctx.report_id}),
     "evidence.get_bundle": lambda ctx: Call(200, path_params={"id": ctx.report_id},
@@ -78,6 +81,7 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "audit.list_events": lambda ctx: Call(200, params={"limit": 5}),
     # an identical request returns the running export: repeated calls stay under the limit
     "exports.create_export": lambda ctx: Call(202, json={"format": "csv", "since": "-1m"}),
+    "exports.list_exports": lambda ctx: Call(200, params={"limit": 5}),
     "exports.get_export": lambda ctx: Call(200, path_params={"id": ctx.export_id}),
     "exports.download_export": lambda ctx: Call(200, path_params={"id": ctx.export_id},
                                                 params=ctx.download,

@@ -29,3 +29,20 @@ def test_the_allow_list_stays_narrow(tmp_path: Path) -> None:
     assert any("exceptions" in p for p in check(tmp_path))
     (tmp_path / "page.js").write_text("x.length; // ui-only:\n")  # a reason is required
     assert check(tmp_path)
+
+
+def test_a_changed_or_unpinned_vendored_file_fails(tmp_path: Path) -> None:
+    from tools.check_client_filter import CONSOLE, VENDORED, check_vendored
+
+    assert check_vendored(CONSOLE) == []
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    for name in VENDORED:
+        (vendor / name).write_bytes((CONSOLE / "vendor" / name).read_bytes())
+    assert check_vendored(tmp_path) == []
+    chart = next(name for name in VENDORED if name.endswith(".js"))
+    (vendor / chart).write_bytes((vendor / chart).read_bytes() + b"\n// patched")
+    (vendor / "extra.js").write_text("window.x = 1;\n")
+    problems = check_vendored(tmp_path)
+    assert any(chart in p and "sha256" in p for p in problems)
+    assert any("extra.js" in p and "not a pinned file" in p for p in problems)

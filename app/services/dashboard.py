@@ -1,0 +1,102 @@
+"""Dashboard: what is failing, where, since when. Every number is computed in SQL (the
+hourly rollup where it holds the dimension); this module only fixes the period and the
+validators. The console draws these answers as they are (team constant 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.errors import BadRequest
+from app.services.canonical import rfc3339
+from app.services.reports import Filters, etag, matches
+from app.services.timeline import ceil, floor
+from app.storage import dashboard as dashboard_store
+from app.storage import reports as report_store
+from app.storage.db import Database
+
+HOUR = timedelta(hours=1)
+DEFAULT_PERIOD = timedelta(hours=24)
+MAX_PERIOD = timedelta(days=92)
+COUNT_CAP = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    etag: str
+    body: dict[str, Any] | None  # None: not modified
+
+
+def period(since: datetime | None, until: datetime | None,
+           now: datetime) -> tuple[datetime, datetime]:
+    """Whole UTC hours covering [since, until): the rollup's own grain."""
+    end = until or now
+    try:
+        start = since or (end - DEFAULT_PERIOD)
+        if start > end:
+            raise BadRequest("since is after until")
+        first, last = floor(start, HOUR), ceil(end, HOUR)
+    except OverflowError:
+        raise BadRequest("since/until out of range") from None
+    if last == first:
+        last = first + HOUR
+    if end - start > MAX_PERIOD:  # what was asked; widening to whole hours adds < 2 h
+        raise BadRequest(f"the period is longer than {MAX_PERIOD.days} days",
+                         limit=MAX_PERIOD.days)
+    return first, last
+
+
+async def _version(db: Database, tenant: str) -> int:
+    # read on its own, before the aggregate: a 304 costs one statement
+    async with db.system() as conn:
+        return await report_store.tenant_version(conn, tenant=tenant)
+
+
+def _hour(value: datetime | None) -> str | None:
+    return rfc3339(value) if value else None
+
+
+async def top_failing(*, db: Database, tenant: str, by: str, since: datetime | None,
+                      until: datetime | None, limit: int, if_none_match: str | None,
+                      now: datetime | None = None) -> Answer:
+    first, last = period(since, until, now or datetime.now(UTC))
+    tag = etag(tenant, await _version(db, tenant), "top", by, first.isoformat(),
+               last.isoformat(), limit)
+    if matches(if_none_match, tag):
+        return Answer(tag, None)
+    async with db.tenant(tenant) as conn:
+        rows = await dashboard_store.top_failing(conn, tenant=tenant, by=by, since=first,
+                                                 until=last, limit=limit)
+    items = [{"key": r["key"], "total": r["total"], "failing": r["failing"],
+              "blocking": r["blocking"], "first_failure_hour": _hour(r["first_failure_hour"]),
+              "last_failure_hour": _hour(r["last_failure_hour"])} for r in rows]
+    return Answer(tag, {"by": by, "since": rfc3339(first), "until": rfc3339(last),
+                        "items": items})
+
+
+async def pass_rates(*, db: Database, tenant: str, since: datetime | None,
+                     until: datetime | None, limit: int, if_none_match: str | None,
+                     now: datetime | None = None) -> Answer:
+    first, last = period(since, until, now or datetime.now(UTC))
+    tag = etag(tenant, await _version(db, tenant), "pass-rates", first.isoformat(),
+               last.isoformat(), limit)
+    if matches(if_none_match, tag):
+        return Answer(tag, None)
+    async with db.tenant(tenant) as conn:
+        rows = await dashboard_store.pass_rates(conn, tenant=tenant, since=first, until=last,
+                                                limit=limit)
+    return Answer(tag, {"since": rfc3339(first), "until": rfc3339(last), "items": [
+        {"source": r["source"], "total": r["total"], "passing": r["passing"],
+         "pass_rate": r["pass_rate"]} for r in rows]})
+
+
+async def count_reports(*, db: Database, tenant: str, filters: Filters,
+                        if_none_match: str | None) -> Answer:
+    tag = etag(tenant, await _version(db, tenant), "count", filters.key())
+    if matches(if_none_match, tag):
+        return Answer(tag, None)
+    async with db.tenant(tenant) as conn:
+        n = await dashboard_store.count_capped(conn, tenant=tenant, params=filters.sql_params(),
+                                               cap=COUNT_CAP)
+    return Answer(tag, {"count": min(n, COUNT_CAP), "capped": n > COUNT_CAP, "cap": COUNT_CAP})
