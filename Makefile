@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test generate check-generated bench profile soak lint lock clean
+.PHONY: venv serve test generate check-generated bench profile soak lint lock clean fuzz-long client
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ generate: venv
 
 check-generated: venv
 	$(BIN)/python tools/codegen.py --check
+
+## A Python client generated (openapi-python-client) from the served /openapi.json into
+## var/client/qcc_client (git-ignored); URL=<base url> generates from a running server.
+client: venv
+	$(BIN)/python tools/make_client.py $(if $(URL),--url $(URL))
+
+## The fuzz gate at 1,000 examples per operation (fixed seed + one random seed; FUZZ_SEED=<n>
+## replays one).
+fuzz-long: venv
+	FUZZ_EXAMPLES=1000 $(BIN)/python tools/fuzz.py
 
 ## Performance figures against same-run baselines (not part of `make test`).
 bench: venv

@@ -19,11 +19,17 @@ from starlette.exceptions import HTTPException
 
 from app import config, runtime
 from app.console_static import ConsoleFiles
+from app.contract import ContractFiles
 from app.errors import DomainError
 from app.handlers.metrics import metrics_app
 from app.observability import RequestObserver, configure_logging
 from app.problems import render
-from app.validation import BodyLimit, CompiledJSONBodyValidator, CompiledParameterValidator
+from app.validation import (
+    BodyLimit,
+    CompiledJSONBodyValidator,
+    CompiledParameterValidator,
+    ExplodedURIParser,
+)
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
 
@@ -62,6 +68,7 @@ def create_app(settings: config.Settings | None = None) -> Any:
         lifespan=lifespan,
         jsonifier=OrjsonJsonifier,
         validator_map=validator_map,
+        uri_parser_class=ExplodedURIParser,
         strict_validation=True,
         validate_responses=settings.validate_responses,
     )
@@ -82,16 +89,21 @@ def create_app(settings: config.Settings | None = None) -> Any:
 
 class _MetricsRoute:
     """/metrics (Prometheus text) lives beside the contract, not in it: scrapers only.
-    So does /console (the console's static files; it calls the API like any client)."""
+    So does /console (the console's static files; it calls the API like any client), and
+    the contract itself as written (app/contract.py), ahead of connexion's dereferenced copy."""
 
     def __init__(self, app: Any, settings: config.Settings) -> None:
         self.app = app
         self.metrics = metrics_app(settings.metrics_token, settings.prometheus_multiproc_dir)
         self.console = ConsoleFiles()
+        self.contract = ContractFiles()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope.get("path") == "/metrics":
             await self.metrics(scope, receive, send)
+            return
+        if scope["type"] == "http" and ContractFiles.handles(scope):
+            await self.contract(scope, receive, send)
             return
         if scope["type"] == "http" and ConsoleFiles.handles(scope.get("path", "")):
             await self.console(scope, receive, send)

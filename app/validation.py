@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 from connexion.exceptions import BadRequestProblem
+from connexion.uri_parsing import OpenAPIURIParser
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 
 from app.errors import BadRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType
@@ -114,6 +115,25 @@ class CompiledParameterValidator(ParameterValidator):
             raise BadRequest(f"{parameter_type} parameter '{param['name']}': {detail}",
                              errors=[{"pointer": param["name"], "detail": detail}])
         return None
+
+
+class ExplodedURIParser(OpenAPIURIParser):
+    """connexion joins the values of an exploded array parameter (`?subject=a&subject=b`)
+    with "," and splits them again, so one value holding a comma became two (and a
+    schema-valid `label=k:a,b` a 400). Each repeated value is kept whole."""
+
+    @staticmethod
+    def _resolve_param_duplicates(values: Any, param_defn: dict[str, Any], _in: str) -> Any:
+        style = param_defn.get("style", OpenAPIURIParser.style_defaults[_in])
+        if param_defn.get("explode", style == "form"):
+            return list(values)
+        return values[-1]
+
+    @staticmethod
+    def _split(value: Any, param_defn: dict[str, Any], _in: str) -> Any:
+        if isinstance(value, list):
+            return value
+        return OpenAPIURIParser._split(value, param_defn, _in)
 
 
 class BodyLimit:

@@ -34,7 +34,7 @@ class Health(TypedDict):
 
 class Ready(TypedDict):
     status: Literal['ready']
-    checks: dict[str, str]
+    checks: dict[str, Literal['ok']]
 
 
 Severity: TypeAlias = Literal['info', 'warn', 'block']
@@ -55,10 +55,10 @@ Labels: TypeAlias = dict[str, str]
 Scalar1: TypeAlias = str | None
 
 
-Scalar2: TypeAlias = float | None
+Scalar2: TypeAlias = float
 
 
-Scalar: TypeAlias = Scalar1 | Scalar2 | bool | None
+Scalar: TypeAlias = Scalar1 | Scalar2 | bool
 
 
 class Check(TypedDict, closed=True):
@@ -66,8 +66,8 @@ class Check(TypedDict, closed=True):
     status: Status
     severity: Severity
     message: NotRequired[str]
-    observed: NotRequired[Scalar | None]
-    expected: NotRequired[Scalar | None]
+    observed: NotRequired[Scalar]
+    expected: NotRequired[Scalar]
 
 
 class ReportSubmission(TypedDict, closed=True):
@@ -339,7 +339,7 @@ class ExportManifest(TypedDict):
     sha256: str
     rows: int
     bytes: int
-    filters: dict[str, Any]
+    filters: ExportFilters
     created_by: str | None
     created_at: str
 
@@ -350,7 +350,7 @@ class Export(TypedDict):
     format: Literal['ndjson', 'csv']
     since: str
     until: str
-    filters: dict[str, Any]
+    filters: ExportFilters
     created_by: str | None
     created_at: str
     started_at: NotRequired[str | None]
@@ -367,11 +367,17 @@ class ExportPage(TypedDict):
     next_cursor: str | None
 
 
-class RetentionRequest(TypedDict, closed=True):
-    older_than_days: int
+class RetentionDryRun(TypedDict, closed=True):
+    older_than_days: NotRequired[int]
     include_signed: NotRequired[bool]
-    dry_run: NotRequired[bool]
-    plan_hash: NotRequired[str]
+    dry_run: NotRequired[Literal[True]]
+
+
+class RetentionCommit(TypedDict, closed=True):
+    older_than_days: NotRequired[int]
+    include_signed: NotRequired[bool]
+    dry_run: Literal[False]
+    plan_hash: str
 
 
 class RetentionPlan(TypedDict):
@@ -523,3 +529,6 @@ class OpsMetrics(TypedDict):
     exports: CountsByKey
     notifications: Notifications
     requests: Requests
+
+
+RetentionRequest: TypeAlias = RetentionDryRun | RetentionCommit

@@ -2,9 +2,9 @@
 
 Rules: every operation has an operationId of the form tag.verb_noun and x-roles; every
 4xx/5xx response is application/problem+json; every request and response body has an
-example; every integer has a maximum; every string has a maxLength (or an enum, a
-format with a bounded form, or a pattern anchored with a bounded repetition); every
-array has maxItems.
+example; every integer has a maximum and a format; every string has a maxLength (or an
+enum), and every string the server accepts (parameters, request bodies) also a pattern,
+a format or an enum; every array has maxItems.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def resolve(spec: dict[str, Any], node: Any) -> Any:
 
 
 def walk_schema(spec: dict[str, Any], schema: Any, where: str, problems: list[str],
-                seen: set[int]) -> None:
+                seen: set[int], request: bool = False) -> None:
     schema = resolve(spec, schema)
     if not isinstance(schema, dict) or id(schema) in seen:
         return
@@ -41,22 +41,27 @@ def walk_schema(spec: dict[str, Any], schema: Any, where: str, problems: list[st
         problems.append(f"{where}: integer without maximum")
     if kind == "string" and not ({"maxLength", "enum"} & schema.keys()):
         problems.append(f"{where}: string without maxLength or enum")
+    if kind == "string" and request and not ({"pattern", "format", "enum"} & schema.keys()):
+        problems.append(f"{where}: accepted string without pattern, format or enum")
+    if kind == "integer" and "format" not in schema:
+        problems.append(f"{where}: integer without format (int32/int64)")
     if kind == "array" and "maxItems" not in schema:
         problems.append(f"{where}: array without maxItems")
     for key in ("allOf", "anyOf", "oneOf"):
         for i, sub in enumerate(schema.get(key, [])):
-            walk_schema(spec, sub, f"{where}.{key}[{i}]", problems, seen)
+            walk_schema(spec, sub, f"{where}.{key}[{i}]", problems, seen, request)
     for name, sub in schema.get("properties", {}).items():
-        walk_schema(spec, sub, f"{where}.{name}", problems, seen)
+        walk_schema(spec, sub, f"{where}.{name}", problems, seen, request)
     if isinstance(schema.get("additionalProperties"), dict):
-        walk_schema(spec, schema["additionalProperties"], f"{where}.*", problems, seen)
+        walk_schema(spec, schema["additionalProperties"], f"{where}.*", problems, seen, request)
     if "items" in schema:
-        walk_schema(spec, schema["items"], f"{where}[]", problems, seen)
+        walk_schema(spec, schema["items"], f"{where}[]", problems, seen, request)
 
 
 def check(spec: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     seen: set[int] = set()
+    seen_accepted: set[int] = set()  # what the server accepts is walked on its own
     for path, item in spec["paths"].items():
         for method in METHODS:
             op = item.get(method)
@@ -75,13 +80,14 @@ def check(spec: dict[str, Any]) -> list[str]:
             for param in op.get("parameters", []):
                 param = resolve(spec, param)
                 walk_schema(spec, param.get("schema"), f"{where} param {param['name']}",
-                            problems, seen)
+                            problems, seen_accepted, request=True)
             body = op.get("requestBody")
             if body:
                 for media, content in resolve(spec, body)["content"].items():
                     if "example" not in content and "examples" not in content:
                         problems.append(f"{where}: request body {media} has no example")
-                    walk_schema(spec, content["schema"], f"{where} body", problems, seen)
+                    walk_schema(spec, content["schema"], f"{where} body", problems,
+                                seen_accepted, request=True)
             for status, response in op.get("responses", {}).items():
                 response = resolve(spec, response)
                 for media, content in response.get("content", {}).items():

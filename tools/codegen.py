@@ -1,10 +1,11 @@
 """Regenerate generated/ from the OpenAPI contract.
 
-    python tools/codegen.py           write generated/models.py and generated/operations.py
+    python tools/codegen.py           write generated/ (openapi.json, types.py, operations.py)
     python tools/codegen.py --check   regenerate into a temporary folder; fail if anything differs
 
-models.py (pydantic v2) and types.py (TypedDict) come from the pinned
-datamodel-code-generator; operations.py is
+openapi.json is the bundled contract (one document, components and $refs kept) that the
+service publishes at /openapi.json and /openapi.yaml; types.py (TypedDicts, from the
+pinned datamodel-code-generator) types the handlers' request bodies; operations.py is
 the operation table (id, method, path, roles, handler) that the role guard and the role
 tests read.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import shutil
 import subprocess
 import sys
@@ -106,13 +108,24 @@ def _operations_source(spec: dict) -> str:
     return "\n".join(lines)
 
 
+def bundle(spec: dict) -> str:
+    """The published document: the spec as written (YAML anchors expanded, every $ref and
+    component kept), as JSON. x-roles and x-role-names stay (they tell a consumer which
+    role may call what); x-apikeyInfoFunc, connexion's pointer into our code, is dropped."""
+    published = json.loads(json.dumps(spec))
+    for scheme in published.get("components", {}).get("securitySchemes", {}).values():
+        scheme.pop("x-apikeyInfoFunc", None)
+    return json.dumps(published, indent=1, ensure_ascii=False) + "\n"
+
+
 def generate(out_dir: Path) -> None:
     spec = yaml.safe_load(SPEC.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
-    # pydantic models for validation and documentation of the contract's shapes, and the
-    # same shapes as TypedDicts: the hot paths keep plain dicts (already validated against
-    # the spec by the compiled body validator) and are type-checked against these.
-    _models(out_dir, "models.py", "pydantic_v2.BaseModel")
+    (out_dir / "openapi.json").write_text(bundle(spec))
+    # The contract's shapes as TypedDicts: handlers receive the request body (already
+    # validated against the spec by the compiled body validator) typed as these, at no
+    # cost per request. (pydantic models were measured at +255 us per 5-check report and
+    # +224 ms per 500-report batch over parsing alone; the TypedDicts cost nothing.)
     _models(out_dir, "types.py", "typing.TypedDict")
     (out_dir / "operations.py").write_text(_operations_source(spec))
     (out_dir / "__init__.py").write_text(HEADER + "\n")
@@ -123,7 +136,8 @@ def check() -> int:
         fresh = Path(tmp)
         generate(fresh)
         drift = []
-        names = sorted({p.name for p in fresh.glob("*.py")} | {p.name for p in OUT.glob("*.py")})
+        names = sorted({p.name for p in fresh.glob("*.py")} | {p.name for p in fresh.glob("*.json")}
+                       | {p.name for p in OUT.glob("*.py")} | {p.name for p in OUT.glob("*.json")})
         for name in names:
             new = (fresh / name).read_text() if (fresh / name).exists() else ""
             old = (OUT / name).read_text() if (OUT / name).exists() else ""
@@ -151,9 +165,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
         OUT.mkdir(exist_ok=True)
-        for stale in OUT.glob("*.py"):
+        for stale in [*OUT.glob("*.py"), *OUT.glob("*.json")]:
             stale.unlink()
-        for fresh in Path(tmp).glob("*.py"):
+        for fresh in [*Path(tmp).glob("*.py"), *Path(tmp).glob("*.json")]:
             shutil.copyfile(fresh, OUT / fresh.name)
     print(f"wrote {OUT.relative_to(ROOT)}/")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from app import runtime
 from app.errors import BadRequest, NotFound
 from app.handlers._http import body, header, json, not_modified, principal
 from app.services import alerts
+from generated.types import AlertRuleRequest
 
 
 async def list_rules(token_info: dict[str, Any]) -> ConnexionResponse:
@@ -26,7 +27,8 @@ async def list_rules(token_info: dict[str, Any]) -> ConnexionResponse:
 async def create_rule(token_info: dict[str, Any]) -> ConnexionResponse:
     rt = runtime.get()
     rule = await alerts.create_rule(db=rt.db, settings=rt.settings,
-                                    principal=principal(token_info), request=body())
+                                    principal=principal(token_info),
+                                    request=cast(AlertRuleRequest, body()))
     return json(rule, 201)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from connexion import request
 from connexion.lifecycle import ConnexionResponse
@@ -10,6 +10,7 @@ from connexion.lifecycle import ConnexionResponse
 from app import runtime
 from app.handlers._http import body, header, json, principal
 from app.services import sessions as session_service
+from generated.types import LoginRequest
 
 
 async def create_session() -> ConnexionResponse:
@@ -17,7 +18,8 @@ async def create_session() -> ConnexionResponse:
     client = request.scope.get("client")
     address = client[0] if client else "unknown"
     secret, who, expires = await session_service.login(
-        db=rt.db, cache=rt.keys, settings=rt.settings, api_key=body()["api_key"],
+        db=rt.db, cache=rt.keys, settings=rt.settings,
+        api_key=cast(LoginRequest, body())["api_key"],
         address=address)
     return json(session_service.describe(who, cookie=True, expires_at=expires),
                 headers={"Set-Cookie": session_service.cookie_header(secret, rt.settings),

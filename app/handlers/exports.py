@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -13,12 +13,14 @@ from starlette.responses import FileResponse
 from app import runtime
 from app.handlers._http import body, header, json, not_modified, principal
 from app.services import exports
+from generated.types import ExportRequest
 
 
 async def create_export(token_info: dict[str, Any]) -> ConnexionResponse:
     rt = runtime.get()
     accepted = await exports.create(db=rt.db, settings=rt.settings,
-                                    principal=principal(token_info), request=body())
+                                    principal=principal(token_info),
+                                    request=cast(ExportRequest, body()))
     return json({"id": str(accepted.export_id), "status": accepted.status}, 202,
                 {"Location": f"/exports/{accepted.export_id}"})
 

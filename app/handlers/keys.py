@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from connexion.lifecycle import ConnexionResponse
@@ -12,6 +12,7 @@ from app.errors import NotFound
 from app.handlers._http import body, json, principal
 from app.services import keys as key_service
 from app.services.canonical import rfc3339
+from generated.types import ApiKeyRequest
 
 
 def _shape(record: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def _shape(record: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create_key(token_info: dict[str, Any]) -> ConnexionResponse:
-    caller, request = principal(token_info), body()
+    caller, request = principal(token_info), cast(ApiKeyRequest, body())
     created = await key_service.create(db=runtime.get().db, tenant=caller.tenant,
                                        name=request["name"], role=request["role"],
                                        actor_key=caller.key_id)

@@ -8,8 +8,6 @@ worker's queue.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -20,14 +18,15 @@ from uuid import UUID
 import orjson
 
 from app.config import Settings
-from app.errors import BadRequest, NotFound, Unprocessable
-from app.services import alert_secrets
+from app.errors import NotFound, Unprocessable
+from app.services import alert_secrets, cursors
 from app.services.alert_targets import TargetRefused, check_url
 from app.services.canonical import rfc3339
 from app.services.principal import Principal
 from app.services.reports import etag, matches
 from app.storage import alerts as alert_store
 from app.storage.db import Database
+from generated.types import AlertRuleRequest
 
 MAX_RULES = 100
 LABEL_KEY_MAX = 64
@@ -74,18 +73,19 @@ def _rule_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create_rule(*, db: Database, settings: Settings, principal: Principal,
-                      request: dict[str, Any]) -> dict[str, Any]:
+                      request: AlertRuleRequest) -> dict[str, Any]:
     allow = settings.alerts_allow_private_targets
-    channels = list(request["channels"])
-    fallback = request.get("fallback")
+    channels: list[dict[str, Any]] = [dict(c) for c in request["channels"]]
+    fallback: dict[str, Any] | None = dict(request["fallback"]) if "fallback" in request else None
     for i, channel in enumerate(channels):
         check_channel(channel, f"/channels/{i}", allow_private=allow)
     if fallback is not None:
         check_channel(fallback, "/fallback", allow_private=allow)
-    match = dict(request.get("match") or {})
+    match: dict[str, Any] = dict(request.get("match") or {})
     for key in (match.get("labels") or {}):
-        if not 1 <= len(key) <= LABEL_KEY_MAX:
-            raise _refuse("/match/labels", f"label keys must be 1-{LABEL_KEY_MAX} characters")
+        if not 1 <= len(key) <= LABEL_KEY_MAX or "\x00" in key:  # jsonb refuses NUL
+            raise _refuse("/match/labels",
+                          f"label keys must be 1-{LABEL_KEY_MAX} characters without NUL")
     vault = alert_secrets.vault(settings)
     tenant, rule_id = principal.tenant, uuid.uuid4()
     sealed = vault.seal({"channels": channels, "fallback": fallback},
@@ -129,18 +129,12 @@ class NotificationPage:
 
 
 def encode_cursor(at: datetime, notification_id: UUID) -> str:
-    raw = orjson.dumps({"a": at.isoformat(), "i": str(notification_id)})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return cursors.encode(at, notification_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        at, notification_id = datetime.fromisoformat(data["a"]), UUID(data["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise BadRequest("cursor is not valid; start again without it") from None
-    if at.tzinfo is None:
-        raise BadRequest("cursor is not valid; start again without it")
+    at, notification_id = cursors.decode(cursor)
+    assert isinstance(notification_id, UUID)
     return at, notification_id
 
 

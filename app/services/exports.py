@@ -33,6 +33,7 @@ from app.services.principal import Principal
 from app.services.reports import Filters, decode_cursor, encode_cursor, etag, matches
 from app.storage import exports as export_store
 from app.storage.db import Database
+from generated.types import ExportRequest
 
 MAX_ACTIVE = 2
 LIST_ORDER = "-created_at"  # the cursor's order tag
@@ -101,7 +102,7 @@ class Accepted:
 
 
 async def create(*, db: Database, settings: Settings, principal: Principal,
-                 request: dict[str, Any], now: datetime | None = None) -> Accepted:
+                 request: ExportRequest, now: datetime | None = None) -> Accepted:
     now = now or datetime.now(UTC)
     since = pin(request["since"], now, "since")
     until = pin(request.get("until"), now, "until")
@@ -113,8 +114,9 @@ async def create(*, db: Database, settings: Settings, principal: Principal,
                             "(EXPORT_MAX_DAYS)", limit=settings.export_max_days,
                             errors=[{"pointer": "/since", "detail": "period too long"}])
     for key in request.get("filters", {}).get("labels", {}):
-        if not 1 <= len(key) <= 64:
-            raise Unprocessable("label keys must be 1-64 characters",
+        # (a NUL cannot be stored in jsonb: refused here, not a 500 from the database)
+        if not 1 <= len(key) <= 64 or "\x00" in key:
+            raise Unprocessable("label keys must be 1-64 characters without NUL",
                                 errors=[{"pointer": "/filters/labels", "detail": key[:80]}])
     request_hash = hashlib.sha256(canonical_bytes(request)).hexdigest()
     tenant = principal.tenant
@@ -128,7 +130,7 @@ async def create(*, db: Database, settings: Settings, principal: Principal,
         export_id = uuid.uuid4()
         await export_store.create(conn, tenant=tenant, export_id=export_id,
                                   format=request["format"], since=since, until=until,
-                                  filters=request.get("filters", {}), request_hash=request_hash,
+                                  filters=dict(request.get("filters", {})), request_hash=request_hash,
                                   created_by=principal.key_id)
     return Accepted(export_id, "queued")
 

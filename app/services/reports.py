@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +11,7 @@ from uuid import UUID
 import orjson
 
 from app.errors import BadRequest, NotFound
+from app.services import cursors
 from app.services.canonical import rfc3339
 from app.storage import reports as report_store
 from app.storage.db import Database
@@ -104,22 +103,18 @@ def matches(if_none_match: str | None, current: str) -> bool:
 # -- cursors ------------------------------------------------------------------------
 
 
+# One letter per sort order: a cursor belongs to the order it was made in.
+_ORDER = {"received_at": "r", "-received_at": "R", "observed_at": "o", "-observed_at": "O",
+          "-created_at": "C"}  # (the last: GET /exports, newest first)
+
+
 def encode_cursor(sort: str, moment: datetime, report_id: UUID) -> str:
-    raw = orjson.dumps({"s": sort, "t": moment.isoformat(), "i": str(report_id)})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return cursors.encode(moment, report_id, _ORDER[sort])
 
 
 def decode_cursor(cursor: str, sort: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
-        moment = datetime.fromisoformat(data["t"])
-        report_id = UUID(data["i"])
-        cursor_sort = data["s"]
-    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise BadRequest("cursor is not valid; start again without it") from None
-    if cursor_sort != sort or moment.tzinfo is None:
-        raise BadRequest("cursor belongs to another sort order; start again without it")
+    moment, report_id = cursors.decode(cursor, order=_ORDER[sort])
+    assert isinstance(report_id, UUID)
     return moment, report_id
 
 

@@ -48,11 +48,12 @@ def _plan(tenant: str, cutoff: datetime, include_signed: bool,
     return plan, plan_hash
 
 
-async def dry_run(*, db: Database, settings: Settings, tenant: str, older_than_days: int,
+async def dry_run(*, db: Database, settings: Settings, tenant: str, older_than_days: int | None,
                   include_signed: bool, now: datetime | None = None,
                   actor_key: uuid.UUID | None = None) -> Outcome:
     now = now or datetime.now(UTC)
-    cutoff = now - timedelta(days=older_than_days)
+    days = settings.retention_days if older_than_days is None else older_than_days
+    cutoff = now - timedelta(days=days)
     expires_at = now + timedelta(seconds=settings.retention_plan_ttl)
     async with db.tenant(tenant, actor_key=actor_key) as conn:
         found = await retention_store.candidates(conn, tenant=tenant, cutoff=cutoff,
