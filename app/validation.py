@@ -20,6 +20,8 @@ from app.observability import RequestState, request_state
 MAX_ERRORS = 100
 MAX_INDEXES = 1000
 _INDEX = re.compile(r"^/reports/(\d+)(?:/|$)")
+# operations whose bodies may be 10 MiB: a batch, and an imported file
+LARGE_BODY_OPERATIONS = frozenset({"ingest.ingest_batch", "imports.import_file"})
 
 
 def to_json_schema(schema: Any) -> Any:
@@ -74,6 +76,8 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
         raw = b"".join([chunk async for chunk in stream])
         if not raw:
             return None
+        if self._schema.get("format") == "binary":
+            return raw  # a raw file (POST /ingest/{format}): its importer parses it
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -85,6 +89,8 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if body is None:
             raise BadRequestProblem(detail="a JSON request body is required")
+        if isinstance(body, bytes):
+            return None
         problem = body_errors(compiled(self._schema), body)
         if problem is not None:
             raise problem
@@ -149,7 +155,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         operation = RequestState.operation_id(scope) or ""
-        limit = self.batch if operation == "ingest.ingest_batch" else self.default
+        large = operation in LARGE_BODY_OPERATIONS
+        limit = self.batch if large else self.default
         headers = dict(scope.get("headers", ()))
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -171,7 +178,7 @@ class BodyLimit:
                 raise PayloadTooLarge(limit)
             return message
 
-        if operation == "ingest.ingest_batch":
+        if large:
             async with self.batch_slots:
                 await self._forward(scope, headers, declared, limited_receive, send)
         else:
