@@ -1,4 +1,4 @@
-"""qc-collector: serve | migrate | worker | keys | retention | verify | smoke."""
+"""qc-collector: serve | migrate | worker | keys | retention | verify | smoke | import."""
 
 from __future__ import annotations
 
@@ -139,7 +139,8 @@ async def _keys(args: argparse.Namespace) -> int:
         # embedded development database, which the CLI owns, is brought up to date here.
         if db is not None:
             migrate(owner_url)
-        database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
+        database = await Database(app_url, min_size=1, max_size=2,
+                                  prepare_threshold=settings.db_prepare_threshold).open(wait=30)
         try:
             if args.action == "create":
                 created = await key_service.create(db=database, tenant=args.tenant, name=args.name,
@@ -211,7 +212,8 @@ async def _retention(args: argparse.Namespace) -> int:
     settings = config.load()
     app_url, _, db = _database(settings)
     try:
-        database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
+        database = await Database(app_url, min_size=1, max_size=2,
+                                  prepare_threshold=settings.db_prepare_threshold).open(wait=30)
         try:
             if args.scheduled:
                 print(orjson.dumps(await retention.scheduled(db=database, settings=settings)).decode())
@@ -312,6 +314,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Result files (JUnit XML, SARIF, dbt, Great Expectations) -> reports, posted through
+    the API (app/importers/upload.py)."""
+    from datetime import UTC, datetime
+
+    from app.importers import Options
+    from app.importers.upload import run
+
+    settings = config.load()
+    url = args.url or settings.collector_url
+    key = args.api_key or settings.smoke_api_key
+    if not url or not key:
+        print("give --url and --api-key (or COLLECTOR_URL and API_KEY)", file=sys.stderr)
+        return 2
+    labels = {}
+    for item in args.label:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"--label takes key=value, got {item!r}", file=sys.stderr)
+            return 2
+        labels[name] = value
+    manifest = None
+    if args.manifest:
+        if args.format != "dbt":
+            print("--manifest is for the dbt format", file=sys.stderr)
+            return 2
+        manifest = Path(args.manifest).read_bytes()
+    options = Options(source=args.source, subject=args.subject, run_id=args.run_id, labels=labels,
+                      manifest=manifest, observed_at=datetime.now(UTC))
+    return run(fmt=args.format, files=[Path(f) for f in args.files], options=options, url=url,
+               api_key=key, tenant=args.tenant or settings.smoke_tenant)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qc-collector", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -371,6 +406,20 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--api-key", help="an admin key: it ingests and signs (env API_KEY)")
     smoke.add_argument("--tenant", help="sent as X-Tenant (env TENANT_ID)")
     smoke.set_defaults(func=cmd_smoke)
+    importing = sub.add_parser("import", help="post result files (JUnit XML, SARIF, dbt, "
+                                              "Great Expectations) as reports")
+    importing.add_argument("format", choices=("junit", "sarif", "dbt", "gx"))
+    importing.add_argument("files", nargs="+", metavar="FILE", help="the files the tool wrote")
+    importing.add_argument("--source", required=True, help="the reports' source (e.g. ci-unit-tests)")
+    importing.add_argument("--subject", help="the reports' subject (default: from the file)")
+    importing.add_argument("--run-id", help="the reports' run_id (default: from the file)")
+    importing.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                           help="a label for every report; repeatable")
+    importing.add_argument("--manifest", help="dbt: manifest.json (test names, severity config)")
+    importing.add_argument("--url", help="base URL (env COLLECTOR_URL)")
+    importing.add_argument("--api-key", help="an operator key (env API_KEY)")
+    importing.add_argument("--tenant", help="sent as X-Tenant (env TENANT_ID)")
+    importing.set_defaults(func=cmd_import)
     return parser
 
 

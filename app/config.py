@@ -98,6 +98,13 @@ def _metrics_token(env: dict[str, str]) -> str | None:
     return token
 
 
+def _prepare_threshold(env: dict[str, str]) -> int | None:
+    """DB_PREPARE_THRESHOLD: psycopg's prepare_threshold; `off` never prepares."""
+    if env.get("DB_PREPARE_THRESHOLD", "").strip().lower() in ("off", "none", "false"):
+        return None
+    return _int(env, "DB_PREPARE_THRESHOLD", 5)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     environment: str = "development"
@@ -129,11 +136,21 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     db_pool_timeout: float = 10.0
+    # None: no server-side prepared statements (behind PgBouncer < 1.21 in transaction mode)
+    db_prepare_threshold: int | None = 5
+    worker_database_url: str | None = None
+    # read replica: DATABASE_READ_URL unset = every read on the primary
+    database_read_url: str | None = None
+    read_max_lag_seconds: float = 5.0
+    read_wait_seconds: float = 0.1
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)
     auth_failures_per_minute: int = 30
     key_rotation_grace: int = 86_400
     prometheus_multiproc_dir: str | None = None
+    git_sha: str | None = None  # qcc_build_info; images set GIT_SHA at build time
+    otel_exporter_otlp_endpoint: str | None = None  # tracing is off unless set
+    otel_service_name: str = "qc-collector"
     validate_responses: bool = False
     signing_key: str | None = field(default=None, repr=False)
     signing_keys_retired: str | None = None
@@ -225,11 +242,19 @@ def load(env: dict[str, str] | None = None) -> Settings:
         db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
         db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 10.0, minimum=0.1),
+        db_prepare_threshold=_prepare_threshold(env),
+        worker_database_url=env.get("WORKER_DATABASE_URL") or None,
+        database_read_url=env.get("DATABASE_READ_URL") or None,
+        read_max_lag_seconds=_float(env, "READ_MAX_LAG_SECONDS", 5.0, minimum=0.1),
+        read_wait_seconds=_float(env, "READ_WAIT_SECONDS", 0.1),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_token=_metrics_token(env),
         auth_failures_per_minute=_int(env, "AUTH_FAILURES_PER_MINUTE", 30),
         key_rotation_grace=_int(env, "KEY_ROTATION_GRACE", 86_400),
         prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        git_sha=env.get("GIT_SHA") or None,
+        otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        otel_service_name=env.get("OTEL_SERVICE_NAME") or "qc-collector",
         validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
         signing_key=env.get("SIGNING_KEY") or None,
         signing_keys_retired=env.get("SIGNING_KEYS_RETIRED") or None,

@@ -17,7 +17,7 @@ from connexion.resolver import RelativeResolver
 from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
 
-from app import config, runtime
+from app import config, runtime, tracing
 from app.console_static import ConsoleFiles
 from app.contract import ContractFiles
 from app.errors import DomainError
@@ -50,6 +50,7 @@ class OrjsonJsonifier:
 def create_app(settings: config.Settings | None = None) -> Any:
     settings = settings or config.load()
     configure_logging(settings.log_level)
+    tracing.configure(settings)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     @contextlib.asynccontextmanager
     async def lifespan(_: ConnexionMiddleware) -> AsyncIterator[None]:
@@ -83,9 +84,10 @@ def create_app(settings: config.Settings | None = None) -> Any:
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_VALIDATION,
                        default=settings.max_body_bytes, batch=settings.max_batch_body_bytes,
                        batch_concurrency=settings.batch_concurrency)
+    app.add_middleware(tracing.OperationSpans, position=MiddlewarePosition.BEFORE_CONTEXT)
     for exc_type in (DomainError, ProblemException, HTTPException, Exception):
         app.add_error_handler(exc_type, render)
-    return RequestObserver(RequestGuard(_MetricsRoute(app, settings), settings))
+    return RequestObserver(RequestGuard(tracing.RequestSpans(_MetricsRoute(app, settings)), settings))
 
 
 class _MetricsRoute:

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from app import observability, tracing
 from app.config import Settings
+from app.observability import ReplicaState
 from app.services import alert_secrets, exports, ops, signing
 from app.services import ingest as ingest_service
 from app.services import keys as key_service
@@ -36,6 +38,22 @@ class Runtime:
     @property
     def in_flight_timeout(self) -> timedelta:
         return timedelta(seconds=self.settings.idempotency_in_flight_seconds)
+
+    def pools(self) -> dict[str, Any]:
+        """This worker's pools by name, for qcc_db_pool_connections."""
+        pools = {"primary": self.db.pool}
+        if self.db.replica is not None:
+            pools["replica"] = self.db.replica.pool
+        return pools
+
+    def replica_reads(self) -> dict[str, int] | None:
+        replica = self.db.replica
+        return None if replica is None else {"replica": replica.served,
+                                             "primary": replica.fell_back}
+
+    def replica_state(self) -> ReplicaState | None:
+        status = self.db.replica_status()
+        return None if status is None else ReplicaState(status.reads_enabled, status.lag_seconds)
 
     def spawn(self, coro: Any) -> None:
         """Fire-and-forget work (e.g. last-used stamps) that must not fail a request."""
@@ -67,7 +85,11 @@ async def start(settings: Settings) -> Runtime:
     alert_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
     exports.sign_secret(settings)  # likewise for the download-URL key
     db = Database(settings.database_url, min_size=settings.db_pool_min,
-                  max_size=settings.db_pool_max, timeout=settings.db_pool_timeout)
+                  max_size=settings.db_pool_max, timeout=settings.db_pool_timeout,
+                  prepare_threshold=settings.db_prepare_threshold,
+                  read_conninfo=settings.database_read_url,
+                  read_max_lag=settings.read_max_lag_seconds,
+                  read_wait=settings.read_wait_seconds)
     committer = ingest_service.GroupCommitter(db=db, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, db=db, committer=committer, signing=signing_keys,
@@ -79,6 +101,9 @@ async def start(settings: Settings) -> Runtime:
             await key_service.sync_env_keys(db=db, keys=settings.api_keys)
     except Exception as exc:  # keep serving /health; /ready reports the database
         log.error("start-up database work failed: %s", exc.__class__.__name__)
+    runtime.spawn(observability.sample_loop(
+        runtime.pools, observability.ProcessMirror() if settings.prometheus_multiproc_dir else None,
+        runtime.replica_reads))
     runtime.spawn(ops.flush_loop(db=db, every=settings.ops_flush_seconds))
     return runtime
 
@@ -96,3 +121,4 @@ async def stop() -> None:
         log.warning("ops metrics final flush failed: %s", exc.__class__.__name__)
     await runtime.committer.stop()
     await runtime.db.close()
+    tracing.shutdown()

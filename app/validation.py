@@ -24,6 +24,8 @@ MAX_INDEXES = 1000
 # hit Python's recursion limit (a 500) long before orjson's own limit of 1024.
 MAX_DEPTH = 32
 _INDEX = re.compile(r"^/reports/(\d+)(?:/|$)")
+# operations whose bodies may be 10 MiB: a batch, and an imported file
+LARGE_BODY_OPERATIONS = frozenset({"ingest.ingest_batch", "imports.import_file"})
 
 
 def to_json_schema(schema: Any) -> Any:
@@ -103,6 +105,8 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
         raw = b"".join([chunk async for chunk in stream])
         if not raw:
             return None
+        if self._schema.get("format") == "binary":
+            return raw  # a raw file (POST /ingest/{format}): its importer parses it
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -116,6 +120,8 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if body is None:
             raise BadRequestProblem(detail="a JSON request body is required")
+        if isinstance(body, bytes):
+            return None
         problem = body_errors(compiled(self._schema), body)
         if problem is not None:
             raise problem
@@ -180,7 +186,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         operation = RequestState.operation_id(scope) or ""
-        limit = self.batch if operation == "ingest.ingest_batch" else self.default
+        large = operation in LARGE_BODY_OPERATIONS
+        limit = self.batch if large else self.default
         headers = dict(scope.get("headers", ()))
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -202,7 +209,7 @@ class BodyLimit:
                 raise PayloadTooLarge(limit)
             return message
 
-        if operation == "ingest.ingest_batch":
+        if large:
             async with self.batch_slots:
                 await self._forward(scope, headers, declared, limited_receive, send)
         else:

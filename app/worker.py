@@ -97,8 +97,11 @@ class DeliveryRetry(procrastinate.BaseRetryStrategy):
 def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.App:
     """The queue's tasks. `http`: the alert channels' HTTP client (the worker's own)."""
     assert settings.database_url is not None
+    # The queue LISTENs for new jobs, which needs a session: behind a transaction-mode
+    # pooler, WORKER_DATABASE_URL names a direct connection.
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=settings.database_url, min_size=1, max_size=4))
+        conninfo=settings.worker_database_url or settings.database_url, min_size=1, max_size=4,
+        kwargs={"prepare_threshold": settings.db_prepare_threshold}))
 
     @app.task(name=EXPORT_TASK, queue=EXPORT_QUEUE, pass_context=True,
               retry=procrastinate.RetryStrategy(max_attempts=EXPORT_ATTEMPTS, wait=5))
@@ -186,7 +189,8 @@ async def run(settings: Settings) -> None:
     db = await Database(settings.database_url, min_size=1,
                         max_size=settings.worker_concurrency + 4
                         + (ALERT_CONCURRENCY if settings.alert_dispatch else 0),
-                        timeout=settings.db_pool_timeout).open()
+                        timeout=settings.db_pool_timeout,
+                        prepare_threshold=settings.db_prepare_threshold).open()
     http = alert_dispatch.client(settings)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_routine)

@@ -41,6 +41,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation('system.get_health', 'GET', '/health', frozenset(), False, 'app.handlers.system.get_health'),
     Operation('ingest.ingest_report', 'POST', '/ingest/qc', frozenset({'admin', 'operator'}), True, 'app.handlers.ingest.ingest_report'),
     Operation('ingest.ingest_batch', 'POST', '/ingest/qc/batch', frozenset({'admin', 'operator'}), True, 'app.handlers.ingest.ingest_batch'),
+    Operation('imports.import_file', 'POST', '/ingest/{format}', frozenset({'admin', 'operator'}), True, 'app.handlers.imports.import_file'),
     Operation('alerts.list_notifications', 'GET', '/notifications', frozenset({'admin', 'operator'}), True, 'app.handlers.alerts.list_notifications'),
     Operation('ops.get_metrics', 'GET', '/ops/metrics', frozenset({'admin', 'auditor', 'operator'}), True, 'app.handlers.ops.get_metrics'),
     Operation('system.get_ready', 'GET', '/ready', frozenset(), False, 'app.handlers.system.get_ready'),

@@ -10,6 +10,8 @@ from typing_extensions import TypedDict
 class Error(TypedDict):
     pointer: NotRequired[str]
     detail: NotRequired[str]
+    line: NotRequired[int]
+    column: NotRequired[int]
 
 
 InvalidIndex: TypeAlias = int
@@ -126,6 +128,9 @@ class Report(ReportSummary):
 class ReportPage(TypedDict):
     items: list[ReportSummary]
     next_cursor: str | None
+
+
+ResultFile: TypeAlias = bytes
 
 
 class BatchResult(TypedDict):

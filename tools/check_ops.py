@@ -189,7 +189,7 @@ def known_series() -> set[str]:
 
     from app import observability
 
-    names: set[str] = set()
+    names: set[str] = set(observability.SCRAPE_SERIES)
     for value in vars(observability).values():
         if isinstance(value, MetricWrapperBase):
             for metric in value.describe():

@@ -45,9 +45,12 @@ EXCEPTIONS = (
             "cross-field and configuration: `until` - `since` <= EXPORT_MAX_DAYS"),
     Excused(("GET /reports",), 400, r"^cursor belongs to another sort order",
             "cross-field: a cursor belongs to the `sort` it was made with"),
-    Excused(("POST /ingest/qc", "POST /ingest/qc/batch"), 422,
+    Excused(("POST /ingest/qc", "POST /ingest/qc/batch", "POST /ingest/{format}"), 422,
             r"Idempotency-Key",
             "state: an Idempotency-Key reused with another body"),
+    Excused(("POST /ingest/{format}",), 422, r"^not a valid .+ file",
+            "content: a string/binary body cannot say which bytes are a JUnit, SARIF, dbt or "
+            "Great Expectations file (or the one the path's format names)"),
     Excused(("POST /ingest/qc", "POST /ingest/qc/batch", "POST /exports", "POST /alert-rules"), 422,
             r"label keys must be 1-64 characters without NUL",
             "OpenAPI 3.0 has no propertyNames: label keys are 1-64 characters, no NUL"),

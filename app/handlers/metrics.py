@@ -1,24 +1,36 @@
-"""GET /metrics: Prometheus text, aggregated across gunicorn workers when multiprocess."""
+"""GET /metrics: Prometheus text (or OpenMetrics when the scraper asks for it), aggregated
+across gunicorn workers when multiprocess, plus gauges read from PostgreSQL at scrape time."""
 
 from __future__ import annotations
 
 import hmac
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder
 
+from app import observability, runtime
 from app.config import ConfigError
 from app.problems import problem_response
+from app.services import scrape
+
+DATABASE_GAUGES = observability.DatabaseGauges()
 
 
-def _registry(multiprocess_dir: str | None) -> Any:
-    if multiprocess_dir:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return registry
-    from prometheus_client import REGISTRY
-    return REGISTRY
+async def _exposition(multiprocess_dir: str | None, accept: str) -> tuple[bytes, str]:
+    extra = []
+    try:
+        live = runtime.get()
+    except RuntimeError:  # not started (yet): process metrics only
+        live = None
+    if live is not None:
+        observability.sample_pools(live.pools())
+        observability.sample_replica_reads(live.replica_reads())
+        version, git_sha = observability.build_labels(live.settings.git_sha)
+        extra.append(observability.build_info_family(version, git_sha))
+        extra += await DATABASE_GAUGES.get(lambda: scrape.database_snapshot(db=live.db))
+        extra += observability.replica_families(live.replica_state())
+    encoder, content_type = choose_encoder(accept)
+    return encoder(observability.scrape_registry(multiprocess_dir, extra)), content_type
 
 
 def metrics_app(token: str | None, multiprocess_dir: str | None, *,
@@ -38,8 +50,9 @@ def metrics_app(token: str | None, multiprocess_dir: str | None, *,
                     (b"cache-control", b"no-store")]})
                 await send({"type": "http.response.body", "body": response.body})
                 return
-        data = generate_latest(_registry(multiprocess_dir))
+        accept = dict(scope.get("headers", ())).get(b"accept", b"").decode("latin-1")
+        data, content_type = await _exposition(multiprocess_dir, accept)
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
+                    "headers": [(b"content-type", content_type.encode())]})
         await send({"type": "http.response.body", "body": data})
     return app

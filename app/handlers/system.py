@@ -15,6 +15,12 @@ async def get_health() -> ConnexionResponse:
 
 async def get_ready() -> ConnexionResponse:
     # a dedicated probe connection: a saturated pool never makes /ready wait
-    if not await runtime.get().db.probe():
+    db = runtime.get().db
+    if not await db.probe():
         raise ServiceUnavailable("database is unreachable")
-    return json({"status": "ready", "checks": {"database": "ok"}})
+    checks = {"database": "ok"}
+    replica = db.replica_status()
+    if replica is not None:  # a replica down or behind is no reason to stop serving
+        checks["replica"] = "ok" if replica.reads_enabled else \
+            f"reads on the primary: {replica.reason}"[:100]
+    return json({"status": "ready", "checks": checks})

@@ -105,7 +105,7 @@ async def create_rule(*, db: Database, settings: Settings, principal: Principal,
 
 
 async def list_rules(*, db: Database, tenant: str, if_none_match: str | None) -> RuleView:
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         rows = await alert_store.list_rules(conn, tenant=tenant)
     items = [_rule_view(r) for r in rows]
     tag = etag(tenant, 0, "alert-rules", hashlib.sha256(orjson.dumps(items)).hexdigest())
@@ -164,7 +164,7 @@ async def list_notifications(*, db: Database, tenant: str, status: str | None,
     after = decode_cursor(cursor) if cursor else None
     params = {"status": status, "rule_id": rule_id, "limit": limit + 1,
               "after_at": after[0] if after else None, "after_id": after[1] if after else None}
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         rows = await alert_store.list_notifications(conn, tenant=tenant, params=params)
     more = len(rows) > limit
     rows = rows[:limit]

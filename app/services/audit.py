@@ -58,7 +58,7 @@ async def list_events(*, db: Database, tenant: str, actions: list[str] | None,
                limit, cursor)
     if matches(if_none_match, tag):
         return AuditPage(tag, None, None)
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         rows = await audit_store.list_page(conn, tenant=tenant, params=params)
     more = len(rows) > limit
     rows = rows[:limit]

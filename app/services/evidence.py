@@ -150,7 +150,7 @@ async def bundle(*, db: Database, tenant: str, report_id: UUID, if_none_match: s
     tag = etag(tenant, version, "bundle", str(report_id))
     if matches(if_none_match, tag):
         return Bundle(tag, None)
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         found = await report_store.get(conn, tenant=tenant, report_id=report_id)
         signature = await signature_store.get(conn, tenant=tenant, report_id=report_id)
     if found is None:

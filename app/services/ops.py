@@ -59,7 +59,7 @@ async def get_metrics(*, db: Database, tenant: str, if_none_match: str | None,
                       now: datetime | None = None) -> Metrics:
     moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     window_start = moment - WINDOW + timedelta(minutes=1)
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         raw = await ops_store.metrics(conn, tenant=tenant, now=moment, window_start=window_start)
     counts = raw.get("requests") or {}  # not `requests`: bandit took it for the library (B113)
     total = int(counts.get("requests", 0))

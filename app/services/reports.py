@@ -170,7 +170,7 @@ async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str
     tag = etag(tenant, version, "reports", filters.key(), sort, limit, cursor)
     if matches(if_none_match, tag):
         return Page(tag, None, None)
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         params = filters.sql_params()
         params.update(limit=limit + 1, after_time=after[0] if after else None,
                       after_id=after[1] if after else None)
@@ -198,7 +198,7 @@ async def get_report(*, db: Database, tenant: str, report_id: UUID,
     tag = etag(tenant, version, "report", str(report_id))
     if matches(if_none_match, tag):
         return ReportDocument(tag, None)
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         found = await report_store.get_document(conn, tenant=tenant, report_id=report_id)
     if found is None:
         raise NotFound("report not found")

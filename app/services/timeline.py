@@ -65,7 +65,7 @@ async def get_timeline(*, db: Database, tenant: str, bucket: str, group_by: str,
                last.isoformat(), filters.key())
     if matches(if_none_match, tag):
         return Timeline(tag, None)
-    async with db.tenant(tenant) as conn:
+    async with db.tenant(tenant, read=True) as conn:
         params = filters.sql_params()
         params.update(bucket=bucket, since=first, until=last)
         rows = await report_store.timeline(conn, tenant=tenant, params=params,

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from typing import TypeVar
 from uuid import UUID
 
@@ -30,6 +30,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from app.errors import Conflict, DomainError, ServiceUnavailable
+from app.storage.replica import PRIMARY_POSITION, Replica, ReplicaStatus
 
 log = logging.getLogger("qc_collector.storage")
 
@@ -105,21 +106,29 @@ def _with_options(conninfo: str) -> str:
 
 SET_SCOPE = ("SELECT set_config('app.tenant', %s, true), set_config('app.actor_key', %s, true),"
              " set_config('app.actor', %s, true)")
+# On the replica the scope and the read-your-writes check share the first round trip.
+SET_SCOPE_CAUGHT_UP = (SET_SCOPE + ", coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, false)")
 
 
 class Database:
     """The pool and the ways to use it. One per process; services get it as `db=`.
 
-    A read replica (issue 12) slots in as a second pool chosen by `tenant(..., read=True)`;
-    today every transaction runs on the primary."""
+    With `read_conninfo` (DATABASE_READ_URL) a second pool on a streaming replica serves the
+    units opened with `tenant(..., read=True)`, under the read-your-writes rule of
+    app/storage/replica.py; everything else runs on the primary."""
 
     def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 10,
-                 timeout: float = POOL_TIMEOUT_SECONDS, name: str = APPLICATION_NAME) -> None:
+                 timeout: float = POOL_TIMEOUT_SECONDS, name: str = APPLICATION_NAME,
+                 prepare_threshold: int | None = 5, read_conninfo: str | None = None,
+                 read_max_lag: float = 5.0, read_wait: float = 0.1) -> None:
         self.conninfo = _with_options(conninfo)
+        # prepare_threshold None (DB_PREPARE_THRESHOLD=off): behind a transaction-mode
+        # pooler without prepared-statement support, a statement prepared on one server
+        # connection is unknown (or already taken) on the next
         self.pool = AsyncConnectionPool(
             self.conninfo, min_size=min_size, max_size=max_size, open=False,
-            kwargs={"autocommit": True}, name=name, timeout=timeout,
-            reconnect_timeout=RECONNECT_SECONDS)
+            kwargs={"autocommit": True, "prepare_threshold": prepare_threshold}, name=name,
+            timeout=timeout, reconnect_timeout=RECONNECT_SECONDS)
         self._probe: Connection | None = None
         self._probe_lock = asyncio.Lock()
         self._probe_ok_at = -PROBE_CACHE_SECONDS
@@ -128,6 +137,10 @@ class Database:
         # Set when the database failed us: until a probe succeeds, units are refused with a
         # 503 at once instead of each waiting the pool timeout for a connection.
         self._down = False
+        self.replica = (Replica(_with_options(read_conninfo), min_size=min_size,
+                                max_size=max_size, max_lag=read_max_lag, wait=read_wait,
+                                prepare_threshold=prepare_threshold)
+                        if read_conninfo else None)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -135,6 +148,8 @@ class Database:
         """Opens the pool; with `wait`, raises ServiceUnavailable unless min_size
         connections are up within that many seconds."""
         await self.pool.open(wait=False)
+        if self.replica is not None:
+            await self.replica.open(self.pool)
         if wait is not None:
             try:
                 await self.pool.wait(timeout=wait)
@@ -148,7 +163,13 @@ class Database:
         if self._probe is not None:
             await self._probe.close()
             self._probe = None
+        if self.replica is not None:
+            await self.replica.close()
         await self.pool.close()
+
+    def replica_status(self) -> ReplicaStatus | None:
+        """None without DATABASE_READ_URL."""
+        return self.replica.status if self.replica is not None else None
 
     # -- units of work -----------------------------------------------------------------
 
@@ -162,8 +183,14 @@ class Database:
         Pipeline mode: BEGIN, the settings and every statement up to the first read of a
         result travel in one round trip, and COMMIT rides with the end of the block.
         (Server-side cursors need pipeline=False.)"""
-        del read  # one pool today; see the class docstring
         await self._gate()
+        if read and not pipeline and self.replica is not None and self.replica.usable:
+            async with AsyncExitStack() as stack:
+                conn = await self._on_replica(stack, tenant, actor_key, actor)
+                if conn is not None:
+                    with self._replica_translated():
+                        yield conn
+                    return
         with self._translated():
             async with self.pool.connection() as conn:
                 if pipeline:
@@ -174,6 +201,47 @@ class Database:
                     async with conn.transaction():
                         await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
                         yield conn
+
+    async def _on_replica(self, stack: AsyncExitStack, tenant: str, actor_key: UUID | None,
+                          actor: str) -> Connection | None:
+        """A replica transaction that holds every write the primary had when called, or
+        None: the primary must serve (replica behind past READ_WAIT_SECONDS, or broken)."""
+        assert self.replica is not None
+        with self._translated():  # the position comes from the primary: its errors are its own
+            async with self.pool.connection() as primary:
+                cur = await primary.execute(PRIMARY_POSITION)
+                position = (await cur.fetchone() or ("0/0",))[0]
+        unit = AsyncExitStack()
+        try:
+            conn = await unit.enter_async_context(self.replica.pool.connection())
+            await unit.enter_async_context(conn.transaction())
+            cur = await conn.execute(SET_SCOPE_CAUGHT_UP,
+                                     (tenant, str(actor_key or ""), actor, position))
+            row = await cur.fetchone()
+            if await self.replica.caught_up(conn, position, bool(row and row[-1])):
+                stack.push_async_exit(unit)
+                return conn
+        except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
+            self.replica.disable(f"replica failed a read ({exc.__class__.__name__})")
+        with suppress(Exception):  # a broken connection may fail its rollback too
+            await unit.aclose()
+        return None
+
+    @contextmanager
+    def _replica_translated(self) -> Iterator[None]:
+        """A replica that breaks during a read turns replica reads off (not the primary)."""
+        try:
+            yield
+        except DomainError:
+            raise
+        except Exception as exc:
+            domain = translate(exc)
+            if domain is None:
+                raise
+            if isinstance(domain, ServiceUnavailable) and not isinstance(domain, Retryable):
+                assert self.replica is not None
+                self.replica.disable(f"replica failed a read ({exc.__class__.__name__})")
+            raise domain from exc
 
     @asynccontextmanager
     async def system(self, *, transaction: bool = False,

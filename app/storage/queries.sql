@@ -675,6 +675,11 @@ SELECT qcc_prune_alerts(%(older_than)s::timestamptz);
 -- name: database_size
 SELECT pg_database_size(current_database());
 
+-- name: metrics_snapshot
+-- Service-wide gauges for /metrics (connections, job queues, workers, alert deliveries,
+-- export volume) in one statement; counts only, no tenant data.
+SELECT qcc_metrics_snapshot();
+
 -- name: record_ops
 SELECT qcc_record_ops(%(requests)s::jsonb, %(rejections)s::jsonb);
 

@@ -59,6 +59,11 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "ingest.ingest_report": lambda ctx: Call(201, json=report(subject=ctx.marker)),
     "ingest.ingest_batch": lambda ctx: Call(
         201, json={"reports": [report(subject=ctx.marker), report(subject=ctx.marker)]}),
+    # a Great Expectations validation result: a JSON file, so the matrix's JSON client fits
+    "imports.import_file": lambda ctx: Call(
+        201, path_params={"format": "gx"}, params={"source": "matrix", "subject": ctx.marker},
+        json={"success": True, "results": [{"success": True, "expectation_config": {
+            "type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}}]}),
     "reports.list_reports": lambda ctx: Call(200, params={"limit": 5}),
     "reports.get_report": lambda ctx: Call(200, path_params={"id": ctx.report_id}),
     "timeline.get_timeline": lambda ctx: Call(200, params={"bucket": "hour"}),
@@ -102,7 +107,8 @@ def alert_rule(name: str) -> dict[str, Any]:
 
 
 AUTHENTICATED = [op for op in OPERATIONS if op.authenticated]
-WITH_PATH_PARAMS = [op for op in AUTHENTICATED if "{" in op.path]
+# operations whose path names a tenant's resource (POST /ingest/{format} names a file format)
+WITH_PATH_PARAMS = [op for op in AUTHENTICATED if "{" in op.path and op.id != "imports.import_file"]
 
 
 def caller_headers(caller: str, tenant: str = "acme", **extra: str) -> dict[str, str]:

@@ -113,6 +113,9 @@ log "dumping"
 # One snapshot for the dump and the content hashes: a psql session holds a repeatable
 # read transaction and exports its snapshot to pg_dump.
 coproc SNAP { psql_source --tuples-only --no-align; }
+# bash unsets SNAP_PID as soon as the coprocess exits: keep it for the wait below
+# shellcheck disable=SC2153 # SNAP_PID is set by coproc
+snap_pid=$SNAP_PID
 printf '%s\n' "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;" "SELECT pg_export_snapshot();" >&"${SNAP[1]}"
 read -r -t 120 snapshot <&"${SNAP[0]}" || die "could not open a snapshot on the source"
 # Custom format keeps owners, grants, RLS policies and function owners, and lets
@@ -121,7 +124,7 @@ read -r -t 120 snapshot <&"${SNAP[0]}" || die "could not open a snapshot on the 
 printf '%s\n' "$CONTENT_SQL" >&"${SNAP[1]}"
 read -r -t 3600 content <&"${SNAP[0]}" || die "could not hash the source tables"
 printf '%s\n' "COMMIT;" '\q' >&"${SNAP[1]}"
-wait "$SNAP_PID" || die "the snapshot session failed"
+wait "$snap_pid" || die "the snapshot session failed"
 [[ -n "$content" ]] || die "the source has no tables"
 printf '%s\n' "$content" >"$work.content"
 
