@@ -26,6 +26,8 @@ LOCAL_TABLES = {
     "procrastinate_events": "the job queue's event log",
     "procrastinate_periodic_defers": "the job queue's periodic-task bookkeeping",
     "procrastinate_workers": "the job queue's worker heartbeats",
+    "auth_attempts": "refused credentials per client address and minute, counted before any"
+                     " tenant is known (migration 0008)",
 }
 
 TABLES = """
