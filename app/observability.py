@@ -60,7 +60,7 @@ REJECTED = Counter("qcc_requests_rejected_total",
 REPLICA_READS = Counter("qcc_replica_reads_total", "Read units that could go to the replica,"
                         " by who served them (replica, primary)", ["served_by"])
 # Each worker's connection pools, sampled every few seconds; summed over live workers.
-POOL = Gauge("qcc_db_pool_connections", "Connections of this pod's pools by pool and state"
+POOL = Gauge("qcc_db_pool", "Connections of this pod's pools by pool and state"
              " (in_use, idle, waiting = requests queued for a connection)",
              ["pool", "state"], multiprocess_mode="livesum")
 

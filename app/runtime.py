@@ -40,7 +40,7 @@ class Runtime:
         return timedelta(seconds=self.settings.idempotency_in_flight_seconds)
 
     def pools(self) -> dict[str, Any]:
-        """This worker's pools by name, for qcc_db_pool_connections."""
+        """This worker's pools by name, for qcc_db_pool."""
         pools = {"primary": self.db.pool}
         if self.db.replica is not None:
             pools["replica"] = self.db.replica.pool

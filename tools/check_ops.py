@@ -58,7 +58,7 @@ BUILTIN_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 # Gauges agreed for /metrics (/work/notes/METRICS.md, issue 12) that the rules and the
 # dashboard may read before app/observability.py defines each of them.
 AGREED_SERIES = {
-    "qcc_build_info", "qcc_db_pool_connections", "qcc_db_connections", "qcc_db_max_connections",
+    "qcc_build_info", "qcc_db_pool", "qcc_db_connections", "qcc_db_max_connections",
     "qcc_replica_lag_seconds", "qcc_replica_reads_enabled", "qcc_job_queue_depth",
     "qcc_job_queue_oldest_age_seconds", "qcc_workers_alive", "qcc_notifications_backlog",
     "qcc_notifications_dead", "qcc_export_rows_total", "qcc_export_bytes_total",

@@ -37,7 +37,7 @@ def test_build_process_and_pool_metrics_cover_every_worker(http, worker):
     assert all(value > 10_000_000 for value in rss.values())
     assert samples(text, "process_cpu_seconds_total")[""] > 0
     assert samples(text, "python_info")
-    pool = samples(text, "qcc_db_pool_connections")
+    pool = samples(text, "qcc_db_pool")
     assert {'{pool="primary",state="in_use"}', '{pool="primary",state="idle"}',
             '{pool="primary",state="waiting"}'} <= set(pool)
     assert pool['{pool="primary",state="in_use"}'] + pool['{pool="primary",state="idle"}'] >= 2

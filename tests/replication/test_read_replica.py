@@ -82,7 +82,7 @@ def test_reads_run_on_the_replica_and_metrics_show_it(deployment):
     assert ready == {"database": "ok", "replica": "ok"}
     assert gauge(text, "qcc_replica_reads_enabled") == 1
     assert 0 <= gauge(text, "qcc_replica_lag_seconds") < 2
-    assert re.search(r'qcc_db_pool_connections\{pool="replica",state="idle"\}', text)
+    assert re.search(r'qcc_db_pool\{pool="replica",state="idle"\}', text)
 
 
 def test_read_your_writes_holds_over_1000_write_then_read_pairs(deployment, standby):
