@@ -351,7 +351,6 @@ def test_config_map_carries_the_alert_settings_with_the_sample_defaults():
     (tuned,) = only(rendered("alerts"), "ConfigMap")
     assert tuned["data"]["EMAIL_RECIPIENTS"] == "sre@example.com,oncall@example.com"
     assert tuned["data"]["ALERT_DB_SIZE_BYTES"] == "107374182400"  # not 1.073741824e+11
-    assert tuned["data"]["ALERT_INGEST_P95_SECONDS"] == "1.2"
     assert tuned["data"]["SMTP_HOST"] == "smtp.example.com"
     assert not ALERT_DELIVERY_SECRETS & set(tuned["data"])
 
