@@ -205,6 +205,15 @@ def axe_scan(page: Any) -> list[dict[str, Any]]:
 # -- what a person sees --------------------------------------------------------------
 
 
+# The page coordinates of the middle of the block bar at `index` of the dashboard chart.
+BAR_POINT = """(index) => {
+    const chart = echarts.getInstanceByDom(document.getElementById('dashboard-chart'));
+    const [x, y] = chart.convertToPixel({ seriesIndex: 2 }, [index, 12]);
+    const box = document.getElementById('dashboard-chart').getBoundingClientRect();
+    return [box.left + x, box.top + y];
+}"""
+
+
 def test_the_dashboard_draws_the_seeded_counts_and_a_bar_opens_its_reports(
         open_console: Any, seeded: dict[str, Any]) -> None:
     ui = open_console("viewer")
@@ -225,12 +234,7 @@ def test_the_dashboard_draws_the_seeded_counts_and_a_bar_opens_its_reports(
     asked = requests_to(ui, "/timeline")[-1]
     assert asked["group_by"] == ["severity"] and sorted(asked["status"]) == ["fail", "warn"]
     # hover the bar: the tooltip reads the exact counts
-    x, y = page.evaluate("""(index) => {
-        const chart = echarts.getInstanceByDom(document.getElementById('dashboard-chart'));
-        const [x, y] = chart.convertToPixel({ seriesIndex: 2 }, [index, 12]);
-        const box = document.getElementById('dashboard-chart').getBoundingClientRect();
-        return [box.left + x, box.top + y];
-    }""", index)
+    x, y = page.evaluate(BAR_POINT, index)
     page.mouse.move(x, y)
     tooltip = page.locator(".chart-tooltip")
     expect(tooltip).to_contain_text("block: 25")
@@ -262,7 +266,15 @@ def test_the_dashboard_draws_the_seeded_counts_and_a_bar_opens_its_reports(
         ui.shot(f"dashboard-{bucket}-{bars}")
     page.get_by_role("link", name="Last 24 h").click()
     ui.wait_loaded()
-    # click the bar: the reports of that bucket, filtered by the server
+    # the hourly chart is drawn again (not the 30-day one): find the bar anew, hover it
+    # until its tooltip shows, then click it: the reports of that bucket, server-filtered
+    page.wait_for_function("""() => {
+        const chart = echarts.getInstanceByDom(document.getElementById('dashboard-chart'));
+        return chart && chart.getOption().series[2].data.length <= 26;
+    }""")
+    x, y = page.evaluate(BAR_POINT, index)
+    page.mouse.move(x, y)
+    expect(tooltip).to_contain_text("block: 25")
     page.mouse.click(x, y)
     expect(page.locator("#match-count")).to_have_text("25 reports match")
     query = parse_qs(unquote(page.url.split("?", 1)[1]))
