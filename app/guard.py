@@ -2,7 +2,8 @@
 deadline, and the headers every response carries.
 
 Limits (each a problem+json, never a hang): URL over MAX_URL_BYTES → 414, more than
-MAX_HEADERS header fields → 431, more than MAX_QUERY_PARAMS query parameters → 400, a body
+MAX_HEADERS header fields → 431, more than MAX_QUERY_PARAMS query parameters or a control
+character (U+0000-U+001F, U+007F) in the decoded path → 400, a body
 not received within BODY_TIMEOUT seconds of its first read (slow or shorter than its
 Content-Length) → 408 and the connection is closed. The request head itself (size and
 read timeout) is limited in the server protocol (app/server.py).
@@ -37,6 +38,11 @@ NO_STORE = frozenset({"keys.create_key", "keys.rotate_key", "bff.create_session"
                       "exports.create_export", "exports.download_export"})
 SESSION_COOKIE = "qcc_session"
 SECURE_SESSION_COOKIE = "__Host-qcc_session"
+
+
+def _control_character(path: str) -> str | None:
+    """The first C0 control or DEL in the decoded path, if any."""
+    return next((ch for ch in path if ch < " " or ch == "\x7f"), None)
 
 
 class RequestGuard:
@@ -80,6 +86,11 @@ class RequestGuard:
             + len(scope.get("query_string", b""))
         if url_bytes > settings.max_url_bytes:
             return 414, f"the URL exceeds {settings.max_url_bytes} bytes", []
+        control = _control_character(scope.get("path", ""))
+        if control is not None:
+            # starlette's mounts match `.*`, which stops at a newline: such a path would
+            # otherwise be an undocumented 404 instead of naming the bad byte
+            return 400, f"the path contains the control character U+{ord(control):04X}", []
         if len(scope.get("headers", ())) > settings.max_headers:
             return 431, f"more than {settings.max_headers} header fields", []
         query = scope.get("query_string", b"")

@@ -174,6 +174,13 @@ def test_url_length_header_count_and_query_parameter_count_are_limited(g: httpx.
     assert "query parameters" in problem(r, 400)["detail"]
 
 
+@pytest.mark.parametrize("path", ["/ingest/junit%0A", "/reports/a%0Db", "/ingest/qc%7F"])
+def test_a_control_character_in_the_path_is_a_400_naming_it(g: httpx.Client, path: str) -> None:
+    # found by the fuzz gate: a newline stopped routing and answered an undocumented 404
+    r = g.post(path + "?source=s", headers=headers(), content=b"{}")
+    assert "control character U+00" in problem(r, 400)["detail"]
+
+
 def test_the_largest_valid_query_is_within_the_default_limits(http: httpx.Client) -> None:
     biggest = [("subject", "%" * 200)] * 50 + [("label", f"k{i}:v") for i in range(20)]
     r = http.get("/reports", params=biggest, headers=headers())
