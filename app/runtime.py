@@ -12,8 +12,9 @@ from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
 from app.services import alert_secrets, exports, ops, signing
-from app.services import ingest as ingest_service
 from app.services import keys as key_service
+from app.services.ingest import service as ingest_service
+from app.services.ingest.group_commit import GroupCommitter
 from app.services.keys import KeyCache
 from app.services.ratelimit import RateLimiter
 from app.storage.db import Database
@@ -25,7 +26,7 @@ log = logging.getLogger("qc_collector.runtime")
 class Runtime:
     settings: Settings
     db: Database
-    committer: ingest_service.GroupCommitter
+    committer: GroupCommitter[ingest_service.Work]
     signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
@@ -90,7 +91,7 @@ async def start(settings: Settings) -> Runtime:
                   read_conninfo=settings.database_read_url,
                   read_max_lag=settings.read_max_lag_seconds,
                   read_wait=settings.read_wait_seconds)
-    committer = ingest_service.GroupCommitter(db=db, alert_window=settings.alert_dedup_window)
+    committer = ingest_service.committer(db=db, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, db=db, committer=committer, signing=signing_keys,
                       limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))

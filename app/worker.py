@@ -32,7 +32,7 @@ from procrastinate.retry import RetryDecision
 
 from app.config import Settings
 from app.services import alert_channels, alert_dispatch, exports, retention, system_alerts
-from app.services import ingest as ingest_service
+from app.services.ingest import idempotency
 from app.storage.alerts import ALERT_QUEUE, DELIVER_TASK
 from app.storage.db import Database
 from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK
@@ -138,7 +138,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
     @app.task(name="prune", queue=MAINTENANCE_QUEUE, queueing_lock="prune")
     async def prune(timestamp: int) -> None:
         await alert_dispatch.prune(db=db)
-        gone = await ingest_service.prune_idempotency(
+        gone = await idempotency.prune(
             db=db, older_than=datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_hours))
         if gone:
             log.info("pruned %d expired idempotency records", gone)

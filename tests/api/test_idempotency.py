@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from app.services.ingest import fingerprint
+from app.services.ingest.idempotency import fingerprint
 from tests.conftest import headers, report
 
 

@@ -19,7 +19,9 @@ from pytest_httpserver import HTTPServer
 
 from app import worker
 from app.config import Settings
-from app.services import alert_dispatch, alerts, ingest, system_alerts
+from app.services import alert_dispatch, alerts, system_alerts
+from app.services.ingest import service as ingest
+from app.services.ingest.submissions import prepare_all
 from app.services.principal import Principal
 from app.storage.db import Database
 from app.storage.migrate import migrate
@@ -53,16 +55,16 @@ async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_
     async with db.system() as conn:
         with pytest.raises(RuntimeError):
             async with conn.transaction():
-                await ingest.write(conn, [ingest.Work(tenant, ingest.prepare_all(
+                await ingest.write(conn, [ingest.Work(tenant, prepare_all(
                     mixed, tenant=tenant, batch=True))], alert_window=3600)
                 raise RuntimeError("the commit fails")
     assert windows(database, tenant) == []
-    committer = ingest.GroupCommitter(db=db, alert_window=3600)
+    committer = ingest.committer(db=db, alert_window=3600)
     committer.start()
     try:
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(mixed, tenant=tenant,
+        await committer.submit(ingest.Work(tenant, prepare_all(mixed, tenant=tenant,
                                                                       batch=True)))
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+        await committer.submit(ingest.Work(tenant, prepare_all(
             [submission("d", "block")], tenant=tenant, batch=False)))
     finally:
         await committer.stop()
@@ -173,10 +175,10 @@ async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_
         "name": "guarded", "match": {"severity": ["block"]},
         "channels": [{"type": "webhook", "url": receiver.url_for("/hook"), "secret": "s" * 20}],
         "fallback": {"type": "pagerduty", "routing_key": "F" * 32}})
-    committer = ingest.GroupCommitter(db=isolated, alert_window=300)
+    committer = ingest.committer(db=isolated, alert_window=300)
     committer.start()
     try:
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+        await committer.submit(ingest.Work(tenant, prepare_all(
             [submission("a", "block")], tenant=tenant, batch=False)))
     finally:
         await committer.stop()
@@ -205,10 +207,10 @@ async def test_a_delivery_whose_job_gives_up_is_dead_lettered_not_left_sending(
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
     rule = await alerts.create_rule(db=isolated, settings=settings, principal=admin, request={
         "name": "r", "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
-    committer = ingest.GroupCommitter(db=isolated, alert_window=300)
+    committer = ingest.committer(db=isolated, alert_window=300)
     committer.start()
     try:
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
+        await committer.submit(ingest.Work(tenant, prepare_all(
             [submission("a", "block")], tenant=tenant, batch=False)))
     finally:
         await committer.stop()

@@ -12,7 +12,9 @@ from psycopg import sql
 
 from app.config import Settings
 from app.errors import Conflict
-from app.services import exports, ingest, retention
+from app.services import exports, retention
+from app.services.ingest import service as ingest
+from app.services.ingest.submissions import prepare_all
 from app.services.principal import Principal
 from app.storage.db import Database
 from app.storage.migrate import migrate
@@ -39,13 +41,13 @@ async def isolated(database, owner, tmp_path):
 
 
 async def store(db, count: int, *, received_at: datetime | None = None) -> list[str]:
-    committer = ingest.GroupCommitter(db=db)
+    committer = ingest.committer(db=db)
     committer.start()
     try:
         submissions = [{"source": "jobs", "subject": f"s{i}", "observed_at": "2026-11-21T00:00:00Z",
                         "checks": [{"rule": "r", "status": "fail", "severity": "block"}]}
                        for i in range(count)]
-        prepared = ingest.prepare_all(submissions, tenant=TENANT, batch=True, now=received_at)
+        prepared = prepare_all(submissions, tenant=TENANT, batch=True, now=received_at)
         await committer.submit(ingest.Work(TENANT, prepared))
         return [p.summary["id"] for p in prepared]
     finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.services import ingest, reports, timeline
+from app.services import reports, timeline
+from app.services.ingest import service as ingest
+from app.services.ingest.submissions import prepare_all
 from tests.integration.conftest import CountingCursor
 
 TENANT = "stmt-count"
@@ -23,10 +25,10 @@ async def _statements(coro) -> tuple[int, object]:
 
 
 async def test_statement_counts_do_not_grow_with_page_size(db):
-    committer = ingest.GroupCommitter(db=db)
+    committer = ingest.committer(db=db)
     committer.start()
     try:
-        prepared = ingest.prepare_all([submission(i) for i in range(600)], tenant=TENANT,
+        prepared = prepare_all([submission(i) for i in range(600)], tenant=TENANT,
                                       batch=True)
         await committer.submit(ingest.Work(TENANT, prepared))
     finally:
