@@ -46,11 +46,12 @@ def _demo_key(settings: config.Settings) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.services import exports, signing
+    from app.services import signing
+    from app.services.exports import signed_urls
 
     settings = config.load()
     signing.load(settings)  # fail here, clearly, rather than in every worker
-    exports.sign_secret(settings)
+    signed_urls.sign_secret(settings)
     app_url, owner_url, db = _database(settings)
     try:
         if not args.no_migrate:

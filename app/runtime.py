@@ -11,8 +11,9 @@ from typing import Any
 from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
-from app.services import alert_secrets, exports, ops, signing
+from app.services import alert_secrets, ops, signing
 from app.services import keys as key_service
+from app.services.exports import signed_urls
 from app.services.ingest import service as ingest_service
 from app.services.ingest.group_commit import GroupCommitter
 from app.services.keys import KeyCache
@@ -84,7 +85,7 @@ async def start(settings: Settings) -> Runtime:
         raise RuntimeError("DATABASE_URL is not set (qc-collector serve sets it in embedded mode)")
     signing_keys = signing.load(settings)  # refuses to start in production without a key
     alert_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
-    exports.sign_secret(settings)  # likewise for the download-URL key
+    signed_urls.sign_secret(settings)  # likewise for the download-URL key
     db = Database(settings.database_url, min_size=settings.db_pool_min,
                   max_size=settings.db_pool_max, timeout=settings.db_pool_timeout,
                   prepare_threshold=settings.db_prepare_threshold,

@@ -31,7 +31,9 @@ from procrastinate.jobs import Job
 from procrastinate.retry import RetryDecision
 
 from app.config import Settings
-from app.services import alert_channels, alert_dispatch, exports, retention, system_alerts
+from app.services import alert_channels, alert_dispatch, retention, system_alerts
+from app.services.exports import job as export_job
+from app.services.exports import store as export_files
 from app.services.ingest import idempotency
 from app.storage.alerts import ALERT_QUEUE, DELIVER_TASK
 from app.storage.db import Database
@@ -99,6 +101,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
     assert settings.database_url is not None
     # The queue LISTENs for new jobs, which needs a session: behind a transaction-mode
     # pooler, WORKER_DATABASE_URL names a direct connection.
+    files = export_files.configured(settings)
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=settings.worker_database_url or settings.database_url, min_size=1, max_size=4,
         kwargs={"prepare_threshold": settings.db_prepare_threshold}))
@@ -107,14 +110,14 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
               retry=procrastinate.RetryStrategy(max_attempts=EXPORT_ATTEMPTS, wait=5))
     async def export(context: procrastinate.JobContext, tenant: str, export_id: str) -> None:
         try:
-            await exports.run(db=db, settings=settings, tenant=tenant,
-                              export_id=UUID(export_id))
+            await export_job.run(db=db, settings=settings, store=files, tenant=tenant,
+                                 export_id=UUID(export_id))
         except Exception as exc:
             if context.job.attempts >= EXPORT_ATTEMPTS:  # no retry follows this one
                 # the last attempt: the export must not stay "running" and hold a slot
-                await exports.give_up(db=db, tenant=tenant, export_id=UUID(export_id),
-                                      reason=f"{exc.__class__.__name__} after "
-                                             f"{EXPORT_ATTEMPTS + 1} attempts")
+                await export_job.give_up(db=db, tenant=tenant, export_id=UUID(export_id),
+                                         reason=f"{exc.__class__.__name__} after "
+                                                f"{EXPORT_ATTEMPTS + 1} attempts")
             raise
 
     @app.periodic(cron="0 3 * * *")
@@ -130,7 +133,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=silent_for):
             log.warning("retrying job %s (%s): its worker stopped", job.id, job.task_name)
             await app.job_manager.retry_job(job)
-        expired = await exports.expire_files(db=db, settings=settings)
+        expired = await export_job.expire_files(db=db, settings=settings, store=files)
         if expired:
             log.info("deleted %d expired export file(s)", expired)
 

@@ -11,7 +11,7 @@ import orjson
 import psycopg
 import pytest
 
-from app.services.exports import url_signature
+from app.services.exports.signed_urls import url_signature
 from tests.conftest import headers, report
 
 

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from app.config import Settings
-from app.services import exports
+from app.services.exports import rules as exports
 from app.services.principal import Principal
 from app.storage.db import Database
 from app.storage.migrate import migrate

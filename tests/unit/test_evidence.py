@@ -169,7 +169,7 @@ def test_key_loading_rules(tmp_path: Path):
 
 
 def test_export_url_key_rules(tmp_path: Path):
-    from app.services.exports import sign_secret
+    from app.services.exports.signed_urls import sign_secret
 
     with pytest.raises(ConfigError, match="EXPORT_SIGN_SECRET"):
         sign_secret(Settings(data_dir=tmp_path, environment="production"))

@@ -8,7 +8,7 @@ import pytest
 from app.services import alert_secrets
 from app.services.alert_channels import header_value
 from app.services.alert_targets import address_allowed
-from app.services.exports import csv_cell
+from app.services.exports.job import csv_cell
 from app.validation import too_deep
 
 
