@@ -253,7 +253,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 async def _rotate_encryption() -> int:
-    from app.services import alert_secrets
+    from app.services.alerts import channel_secrets
     from app.storage.db import Database
 
     settings = config.load()
@@ -261,7 +261,7 @@ async def _rotate_encryption() -> int:
     try:
         database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
         try:
-            resealed, unreadable = await alert_secrets.reseal_all(db=database, settings=settings)
+            resealed, unreadable = await channel_secrets.reseal_all(db=database, settings=settings)
         finally:
             await database.close()
     finally:
@@ -280,7 +280,7 @@ async def _rotate_encryption() -> int:
 def cmd_rotate_encryption(_: argparse.Namespace) -> int:
     from app.config import ConfigError
     from app.errors import DomainError
-    from app.services.alert_secrets import SecretsUnreadable
+    from app.services.alerts.channel_secrets import SecretsUnreadable
 
     try:
         return asyncio.run(_rotate_encryption())

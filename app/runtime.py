@@ -11,8 +11,9 @@ from typing import Any
 from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
-from app.services import alert_secrets, ops, signing
 from app.services import keys as key_service
+from app.services import ops, signing
+from app.services.alerts import channel_secrets
 from app.services.exports import signed_urls
 from app.services.ingest import service as ingest_service
 from app.services.ingest.group_commit import GroupCommitter
@@ -84,7 +85,7 @@ async def start(settings: Settings) -> Runtime:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (qc-collector serve sets it in embedded mode)")
     signing_keys = signing.load(settings)  # refuses to start in production without a key
-    alert_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
+    channel_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
     signed_urls.sign_secret(settings)  # likewise for the download-URL key
     db = Database(settings.database_url, min_size=settings.db_pool_min,
                   max_size=settings.db_pool_max, timeout=settings.db_pool_timeout,

@@ -31,7 +31,8 @@ from procrastinate.jobs import Job
 from procrastinate.retry import RetryDecision
 
 from app.config import Settings
-from app.services import alert_channels, alert_dispatch, retention, system_alerts
+from app.services import retention, system_alerts
+from app.services.alerts import channels, delivery
 from app.services.exports import job as export_job
 from app.services.exports import store as export_files
 from app.services.ingest import idempotency
@@ -59,7 +60,7 @@ def _not_routine(record: logging.LogRecord) -> bool:
     what they log themselves are kept."""
     job = getattr(record, "job", None)
     task = job.get("task_name") if isinstance(job, dict) else getattr(record, "task_name", None)
-    if record.exc_info and isinstance(record.exc_info[1], alert_dispatch.DeliveryFailed):
+    if record.exc_info and isinstance(record.exc_info[1], delivery.DeliveryFailed):
         record.exc_info = None  # an expected failure, already logged with its reason
     return not (record.levelno <= logging.INFO and task in ROUTINE_TASKS)
 
@@ -87,10 +88,10 @@ class DeliveryRetry(procrastinate.BaseRetryStrategy):
         self.cap = settings.alert_retry_max_seconds
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if isinstance(exception, alert_dispatch.DeliveryFailed):
+        if isinstance(exception, delivery.DeliveryFailed):
             delay = exception.delay
         elif job.attempts < UNEXPECTED_RETRIES:
-            delay = alert_channels.backoff(job.attempts + 1, base=self.base, cap=self.cap)
+            delay = channels.backoff(job.attempts + 1, base=self.base, cap=self.cap)
         else:
             return None
         return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=delay))
@@ -140,7 +141,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
     @app.periodic(cron="17 * * * *")
     @app.task(name="prune", queue=MAINTENANCE_QUEUE, queueing_lock="prune")
     async def prune(timestamp: int) -> None:
-        await alert_dispatch.prune(db=db)
+        await delivery.prune(db=db)
         gone = await idempotency.prune(
             db=db, older_than=datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_hours))
         if gone:
@@ -160,14 +161,14 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
     async def deliver(context: procrastinate.JobContext, tenant: str, delivery_id: str) -> None:
         assert http is not None, "a worker without ALERT_DISPATCH does not deliver"
         try:
-            await alert_dispatch.deliver(db=db, settings=settings, http=http, tenant=tenant,
-                                         delivery_id=UUID(delivery_id))
-        except alert_dispatch.DeliveryFailed:
+            await delivery.deliver(db=db, settings=settings, http=http, tenant=tenant,
+                                   delivery_id=UUID(delivery_id))
+        except delivery.DeliveryFailed:
             raise
         except Exception as exc:
             if context.job.attempts >= UNEXPECTED_RETRIES:  # no retry follows this one
                 with contextlib.suppress(Exception):
-                    await alert_dispatch.give_up(
+                    await delivery.give_up(
                         db=db, tenant=tenant, delivery_id=UUID(delivery_id),
                         reason=f"{exc.__class__.__name__} after {UNEXPECTED_RETRIES + 1} attempts")
             raise
@@ -176,7 +177,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
         @app.periodic(cron="* * * * * *")
         @app.task(name=ANNOUNCE_TASK, queue=ALERT_QUEUE, queueing_lock=ANNOUNCE_TASK)
         async def announce(timestamp: int) -> None:
-            await alert_dispatch.announce(db=db)
+            await delivery.announce(db=db)
 
     return app
 
@@ -194,7 +195,7 @@ async def run(settings: Settings) -> None:
                         + (ALERT_CONCURRENCY if settings.alert_dispatch else 0),
                         timeout=settings.db_pool_timeout,
                         prepare_threshold=settings.db_prepare_threshold).open()
-    http = alert_dispatch.client(settings)
+    http = delivery.client(settings)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_routine)
     stopping = asyncio.Event()

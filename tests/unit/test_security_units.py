@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from app.services import alert_secrets
-from app.services.alert_channels import header_value
-from app.services.alert_targets import address_allowed
+from app.services.alerts import channel_secrets
+from app.services.alerts.channels import header_value
+from app.services.alerts.ssrf_guard import address_allowed
 from app.services.exports.job import csv_cell
 from app.validation import too_deep
 
 
 def test_the_keyring_opens_old_seals_and_reseals_under_the_current_key() -> None:
     old, new = b"o" * 32, b"n" * 32
-    sealed = alert_secrets.Vault(old).seal({"url": "https://x"}, context="ctx")
-    ring = alert_secrets.Vault(new, (old,))
+    sealed = channel_secrets.Vault(old).seal({"url": "https://x"}, context="ctx")
+    ring = channel_secrets.Vault(new, (old,))
     assert ring.open(sealed, context="ctx") == {"url": "https://x"} and not ring.current(sealed)
     fresh = ring.reseal(sealed, context="ctx")
-    assert ring.current(fresh) and alert_secrets.Vault(new).open(fresh, context="ctx")
-    with pytest.raises(alert_secrets.SecretsUnreadable):
-        alert_secrets.Vault(new).open(sealed, context="ctx")
-    with pytest.raises(alert_secrets.SecretsUnreadable):
+    assert ring.current(fresh) and channel_secrets.Vault(new).open(fresh, context="ctx")
+    with pytest.raises(channel_secrets.SecretsUnreadable):
+        channel_secrets.Vault(new).open(sealed, context="ctx")
+    with pytest.raises(channel_secrets.SecretsUnreadable):
         ring.open(fresh, context="another rule")
 
 
