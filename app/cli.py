@@ -46,7 +46,7 @@ def _demo_key(settings: config.Settings) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.services import signing
+    from app.services.evidence import signing
     from app.services.exports import signed_urls
 
     settings = config.load()
@@ -300,7 +300,7 @@ def _load_jwks(source: str) -> dict[str, Any]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from app.services.evidence import verify_bundle
+    from app.services.evidence.verification import verify_bundle
 
     try:
         data = Path(args.bundle).read_bytes()

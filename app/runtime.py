@@ -12,8 +12,9 @@ from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
 from app.services import keys as key_service
-from app.services import ops, signing
+from app.services import ops
 from app.services.alerts import channel_secrets
+from app.services.evidence import signing
 from app.services.exports import signed_urls
 from app.services.ingest import service as ingest_service
 from app.services.ingest.group_commit import GroupCommitter

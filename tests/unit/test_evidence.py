@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.config import ConfigError, Settings
-from app.services import signing
 from app.services.canonical import canonical_bytes, derive
-from app.services.evidence import build_bundle, verify_bundle
+from app.services.evidence import signing
+from app.services.evidence.bundles import build_bundle
+from app.services.evidence.verification import verify_bundle
 
 REPORT_ID = "01a20073-fc37-7660-843e-4f424f12b07b"
 
