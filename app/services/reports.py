@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -14,7 +15,9 @@ from app.errors import BadRequest, NotFound
 from app.services import cursors
 from app.services.canonical import rfc3339
 from app.storage import reports as report_store
-from app.storage.db import Database
+from app.storage.db import Connection, Database
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,31 +127,47 @@ def decode_cursor(cursor: str, sort: str) -> tuple[datetime, UUID]:
 @dataclass(frozen=True, slots=True)
 class Page:
     etag: str
-    items: list[dict[str, Any]] | None  # None: not modified
+    items: bytes | None  # a JSON array of summaries; None: not modified
     next_cursor: str | None
 
 
-def _summary(row: dict[str, Any], tenant: str) -> dict[str, Any]:
-    summary = {
-        "id": str(row["id"]),
-        "tenant": tenant,
-        "source": row["source"],
-        "subject": row["subject"],
-        "observed_at": row["observed_at_raw"],
-        "received_at": rfc3339(row["received_at"]),
-        "labels": row["labels"],
-        "status": row["status"],
-        "severity": row["severity"],
-        "counts": {"pass": row["count_pass"], "warn": row["count_warn"],
-                   "fail": row["count_fail"]},
-        "content_sha256": row["content_sha256"],
-        "signed": row["signed"],
-    }
-    if row["run_id"] is not None:
-        summary["run_id"] = row["run_id"]
-    if row.get("signature"):
-        summary["signature"] = signature_view(row["signature"])
-    return summary
+async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None,
+                         tag_of: Callable[[int], str],
+                         read: Callable[[Connection], Awaitable[T]]) -> tuple[str, T | None]:
+    """The one way a read with an ETag runs: the tenant's version makes the tag (`tag_of`);
+    a matching If-None-Match skips `read` (None). On the primary, the version and the read
+    share one pipelined transaction; with replica reads, the version comes from the
+    primary first, so a replica's answer is never older than the tag it is sent with."""
+    if db.reads_on_replica:
+        async with db.system() as conn:
+            tag = tag_of(await report_store.tenant_version(conn, tenant=tenant))
+        if matches(if_none_match, tag):
+            return tag, None
+        async with db.tenant(tenant, read=True) as conn:
+            return tag, await read(conn)
+    async with db.tenant(tenant, read=True, pipeline=True) as conn:
+        version, found = await report_store.version_then(
+            conn, tenant=tenant, read=read,
+            unchanged=(lambda v: matches(if_none_match, tag_of(v))) if if_none_match else None)
+    return tag_of(version), found
+
+
+async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,
+                       cursor: str | None, if_none_match: str | None) -> Page:
+    descending = sort.startswith("-")
+    after = decode_cursor(cursor, sort) if cursor else None
+    params = filters.sql_params()
+    params.update(page_size=limit, after_time=after[0] if after else None,
+                  after_id=after[1] if after else None)
+    tag, found = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda v: etag(tenant, v, "reports", filters.key(), sort, limit, cursor),
+        read=lambda conn: report_store.list_page_json(
+            conn, tenant=tenant, params=params, sort=sort.lstrip("-"), descending=descending))
+    if found is None:
+        return Page(tag, None, None)
+    next_cursor = encode_cursor(sort, *found.last) if found.more and found.last else None
+    return Page(tag, found.items, next_cursor)
 
 
 def signature_view(found: dict[str, Any]) -> dict[str, Any]:
@@ -156,33 +175,6 @@ def signature_view(found: dict[str, Any]) -> dict[str, Any]:
     return {"signing_key_id": found["signing_key_id"],
             "signer": {"key_id": found["signer_key_id"], "role": found["signer_role"]},
             "signed_at": rfc3339(datetime.fromisoformat(found["signed_at"]))}
-
-
-async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,
-                       cursor: str | None, if_none_match: str | None) -> Page:
-    descending = sort.startswith("-")
-    column = sort.lstrip("-")
-    after = decode_cursor(cursor, sort) if cursor else None
-    # the version is read first and on its own: a 304 costs one statement, and a change
-    # committed between this read and the page only makes the next validator differ
-    async with db.system() as conn:
-        version = await report_store.tenant_version(conn, tenant=tenant)
-    tag = etag(tenant, version, "reports", filters.key(), sort, limit, cursor)
-    if matches(if_none_match, tag):
-        return Page(tag, None, None)
-    async with db.tenant(tenant, read=True) as conn:
-        params = filters.sql_params()
-        params.update(limit=limit + 1, after_time=after[0] if after else None,
-                      after_id=after[1] if after else None)
-        rows = await report_store.list_page(conn, tenant=tenant, params=params, sort=column,
-                                            descending=descending)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        next_cursor = encode_cursor(sort, last["sort_key"], last["id"])
-    return Page(tag, [_summary(r, tenant) for r in rows], next_cursor)
 
 
 @dataclass(frozen=True, slots=True)

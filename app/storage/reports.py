@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
 from psycopg import sql
-from psycopg.rows import dict_row
 
 from app.storage.db import Connection
 from app.storage.queries import composed, q
 
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
 GROUP_COLUMNS = {"severity": "severity", "status": "status", "source": "source"}
+T = TypeVar("T")
+
 REPORT_FILTERS = ("severity", "status", "source", "subject", "labels", "since", "until")
 ROLLUP_FILTERS = ("severity", "status", "source")  # the rollup's own dimensions
 
@@ -41,9 +42,7 @@ def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
 
 
 async def tenant_version(conn: Connection, *, tenant: str) -> int:
-    cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return await _version(await conn.execute(q("tenant_version"), {"tenant": tenant}))
 
 
 async def bump_version(conn: Connection, *, tenant: str) -> None:
@@ -114,29 +113,68 @@ async def get_document(conn: Connection, *, tenant: str,
     return (bytes(row[0]), row[1], row[2], row[3]) if row else None
 
 
-async def list_page(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
-                    descending: bool) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class JsonPage:
+    items: bytes  # a JSON array, rendered by PostgreSQL
+    more: bool
+    last: tuple[datetime, UUID] | None  # the last item's keyset position
+
+
+def _page_query(params: dict[str, Any], sort: str, descending: bool) -> sql.Composed:
     column = sql.Identifier(SORT_COLUMNS[sort])
-    cmp = sql.SQL("<" if descending else ">")
     filters = filter_sql(params, REPORT_FILTERS)
     if params.get("after_time") is not None:
-        filters = filters + sql.SQL(" ") + composed("report_filter_after", sort_col=column,
-                                                      cmp=cmp)
-    query = composed("list_reports", sort_col=column, filters=filters,
-                     direction=sql.SQL("DESC" if descending else "ASC"))
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, {"tenant": tenant, **params})
-        return await cur.fetchall()
+        filters = filters + sql.SQL(" ") + composed(
+            "report_filter_after", sort_col=column, cmp=sql.SQL("<" if descending else ">"))
+    return composed("list_reports_json", sort_col=column, filters=filters,
+                    direction=sql.SQL("DESC" if descending else "ASC"))
 
 
-async def timeline(conn: Connection, *, tenant: str, params: dict[str, Any], group_by: str,
-                   from_rollup: bool) -> list[tuple[datetime, str, int]]:
+async def _json_page(cur: Any, page_size: int) -> JsonPage:
+    rows = await cur.fetchall()
+    page = rows[:page_size]
+    items = b"[" + b",".join(row[0].encode() for row in page) + b"]"
+    more = len(rows) > page_size
+    return JsonPage(items, more, (page[-1][1], page[-1][2]) if more else None)
+
+
+async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
+                         descending: bool) -> JsonPage:
+    """One page (params["page_size"] items) as JSON."""
+    cur = await conn.execute(_page_query(params, sort, descending), {"tenant": tenant, **params})
+    return await _json_page(cur, params["page_size"])
+
+
+async def version_then(conn: Connection, *, tenant: str, unchanged: Callable[[int], bool] | None,
+                       read: Callable[[Connection], Awaitable[T]]) -> tuple[int, T | None]:
+    """The tenant's version and a read, in one pipelined unit (one round trip). With
+    `unchanged`, the version is read first and the read skipped when it says the caller's
+    copy still holds."""
+    version_cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
+    if unchanged is not None:
+        version = await _version(version_cur)
+        if unchanged(version):
+            return version, None
+        return version, await read(conn)
+    found = await read(conn)  # its first fetch brings the version's result along
+    return await _version(version_cur), found
+
+
+async def _version(cur: Any) -> int:
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def timeline_buckets(conn: Connection, *, tenant: str, params: dict[str, Any],
+                           group_by: str, from_rollup: bool) -> bytes:
+    """The buckets of [params since, until) as a JSON array (params["width"]: a bucket)."""
     name = "timeline_from_rollup" if from_rollup else "timeline_from_reports"
     # since/until are the bucket range, part of both queries
     names = ROLLUP_FILTERS if from_rollup else REPORT_FILTERS[:5]
     start = (sql.Identifier("hour") if params["bucket"] == "hour"
              else sql.SQL("date_trunc('day', hour)"))
-    query = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
-                     filters=filter_sql(params, names), start=start)
-    cur = await conn.execute(query, {"tenant": tenant, **params})
-    return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]
+    counts = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
+                      filters=filter_sql(params, names), start=start)
+    cur = await conn.execute(composed("timeline_buckets_json", counts=counts),
+                             {"tenant": tenant, **params})
+    return b"[" + b",".join(row[0].encode() for row in await cur.fetchall()) + b"]"
