@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import urlencode
 from uuid import UUID
 
-from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
 from app.errors import BadRequest, NotFound
-from app.handlers._http import body, header, json, not_modified, principal
+from app.handlers._http import body, header, json, next_link, not_modified, principal
 from app.services.alerts import rules as alert_rules
 from generated.types import AlertRuleRequest
 
@@ -56,7 +54,5 @@ async def list_notifications(token_info: dict[str, Any], status: str | None = No
         return not_modified(page.etag)
     headers = {"ETag": page.etag}
     if page.next_cursor:
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        query.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+        headers["Link"] = next_link(page.next_cursor)
     return json({"items": page.items, "next_cursor": page.next_cursor}, headers=headers)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 from typing import Any, cast
-from urllib.parse import urlencode
 from uuid import UUID
 
 from connexion.lifecycle import ConnexionResponse
 from starlette.responses import FileResponse
 
 from app import runtime
-from app.handlers._http import body, header, json, not_modified, principal
+from app.handlers._http import body, header, json, next_link, not_modified, principal
 from app.services.exports import rules, signed_urls, store, views
 from generated.types import ExportRequest
 
@@ -35,8 +34,7 @@ async def list_exports(token_info: dict[str, Any], limit: int = 20,
         return not_modified(page.etag)
     headers = {"ETag": page.etag}
     if page.body["next_cursor"]:
-        query = urlencode({"limit": limit, "cursor": page.body["next_cursor"]})
-        headers["Link"] = f'</exports?{query}>; rel="next"'
+        headers["Link"] = next_link(page.body["next_cursor"])
     return json(page.body, headers=headers)
 
 
