@@ -12,14 +12,15 @@ import hashlib
 import io
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from app.errors import NotFound
 from app.services.canonical import canonical_bytes
-from app.services.reports import etag, matches
+from app.services.reports import etag, versioned_read
 from app.storage import reports as report_store
 from app.storage import signatures as signature_store
-from app.storage.db import Database
+from app.storage.db import Connection, Database
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REQUIRED = ("manifest.json", "report.json", "VERIFY.md")
@@ -89,15 +90,17 @@ class Bundle:
 
 
 async def bundle(*, db: Database, tenant: str, report_id: UUID, if_none_match: str | None) -> Bundle:
-    async with db.system() as conn:
-        version = await report_store.tenant_version(conn, tenant=tenant)
-    tag = etag(tenant, version, "bundle", str(report_id))
-    if matches(if_none_match, tag):
-        return Bundle(tag, None)
-    async with db.tenant(tenant, read=True) as conn:
-        found = await report_store.get(conn, tenant=tenant, report_id=report_id)
-        signature = await signature_store.get(conn, tenant=tenant, report_id=report_id)
+    async def read(conn: Connection) -> tuple[tuple[bytes, str, bool] | None, dict[str, Any] | None]:
+        return (await report_store.get(conn, tenant=tenant, report_id=report_id),
+                await signature_store.get(conn, tenant=tenant, report_id=report_id))
+
+    tag, found = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda version: etag(tenant, version, "bundle", str(report_id)), read=read)
     if found is None:
+        return Bundle(tag, None)
+    report, signature = found
+    if report is None:
         raise NotFound("report not found")
     envelope = bytes(signature["envelope"]) if signature else None
-    return Bundle(tag, build_bundle(str(report_id), found[0], envelope))
+    return Bundle(tag, build_bundle(str(report_id), report[0], envelope))
