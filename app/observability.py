@@ -40,7 +40,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from app.services.principal import Principal
+from app.services.access.principal import Principal
 
 log = logging.getLogger("qc_collector.access")
 
@@ -157,7 +157,7 @@ def request_kind(path: str) -> str:
 
 class OpsAccumulator:
     """Per-tenant request counts per minute for /ops/metrics, kept in process memory only
-    until the next flush (app.services.ops.flush_loop adds them to PostgreSQL with one
+    until the next flush (app.services.ops.metrics.flush_loop adds them to PostgreSQL with one
     upsert, so every worker and replica contributes). Requests without an authenticated
     tenant belong to no tenant and are only in Prometheus."""
 

@@ -11,11 +11,12 @@ from typing import Any
 from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
-from app.services import alert_secrets, exports, ops, signing
+from app.services import alert_secrets, exports, signing
 from app.services import ingest as ingest_service
-from app.services import keys as key_service
-from app.services.keys import KeyCache
-from app.services.ratelimit import RateLimiter
+from app.services.access import keys as key_service
+from app.services.access.keys import KeyCache
+from app.services.access.ratelimit import RateLimiter
+from app.services.ops import metrics as ops
 from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.runtime")

@@ -16,10 +16,10 @@ from app import runtime
 from app.config import Settings
 from app.errors import DomainError, Forbidden, Unauthorized
 from app.observability import request_state
-from app.services import keys as key_service
-from app.services import sessions as session_service
-from app.services.principal import Principal
-from app.services.ratelimit import AddressThrottle
+from app.services.access import keys as key_service
+from app.services.access import sessions as session_service
+from app.services.access.principal import Principal
+from app.services.access.ratelimit import AddressThrottle
 from generated.operations import BY_ID
 
 # No tenant label: a refused credential names no tenant (and an unknown one must not
@@ -30,6 +30,11 @@ AUTH_FAILURES = Counter("qcc_auth_failures_total",
 AUTH_THROTTLED = Counter("qcc_auth_throttled_total",
                          "Requests refused with 429 because their address sent too many "
                          "refused credentials", ["kind"])
+
+# The console's CSRF rule: a cookie request that changes state carries this header.
+CSRF_HEADER = "x-requested-with"
+CSRF_VALUE = "qc-console"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _throttles: dict[int, AddressThrottle] = {}
 
@@ -125,8 +130,8 @@ async def session_info(apikey: str, request: Any) -> dict[str, Any]:
             "the console session has ended or expired; log in again"))
     principal, expires_at = found
     state.principal = principal
-    if (request.scope.get("method") not in session_service.SAFE_METHODS
-            and request.headers.get(session_service.CSRF_HEADER) != session_service.CSRF_VALUE):
+    if (request.scope.get("method") not in SAFE_METHODS
+            and request.headers.get(CSRF_HEADER) != CSRF_VALUE):
         raise Forbidden("a console request that changes state must carry "
                         "X-Requested-With: qc-console")
     guard(principal, state.operation_id(request.scope), request.headers.get("x-tenant"))

@@ -31,8 +31,9 @@ from procrastinate.jobs import Job
 from procrastinate.retry import RetryDecision
 
 from app.config import Settings
-from app.services import alert_channels, alert_dispatch, exports, retention, system_alerts
+from app.services import alert_channels, alert_dispatch, exports, retention
 from app.services import ingest as ingest_service
+from app.services.ops import system_alerts
 from app.storage.alerts import ALERT_QUEUE, DELIVER_TASK
 from app.storage.db import Database
 from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK

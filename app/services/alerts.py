@@ -20,9 +20,9 @@ import orjson
 from app.config import Settings
 from app.errors import NotFound, Unprocessable
 from app.services import alert_secrets, cursors
+from app.services.access.principal import Principal
 from app.services.alert_targets import TargetRefused, check_url
 from app.services.canonical import rfc3339
-from app.services.principal import Principal
 from app.services.reports import etag, matches
 from app.storage import alerts as alert_store
 from app.storage.db import Database

@@ -22,8 +22,8 @@ import orjson
 
 from app.errors import NotFound
 from app.services import signing
+from app.services.access.principal import Principal
 from app.services.canonical import canonical_bytes, derive, rfc3339
-from app.services.principal import Principal
 from app.services.reports import etag, matches
 from app.storage import reports as report_store
 from app.storage import signatures as signature_store

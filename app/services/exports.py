@@ -27,9 +27,9 @@ import orjson
 
 from app.config import Settings
 from app.errors import DomainError, Forbidden, NotFound, Unprocessable
+from app.services.access.local_secrets import read_or_create
+from app.services.access.principal import Principal
 from app.services.canonical import canonical_bytes, rfc3339
-from app.services.local_secrets import read_or_create
-from app.services.principal import Principal
 from app.services.reports import Filters, decode_cursor, encode_cursor, etag, matches
 from app.storage import exports as export_store
 from app.storage.db import Database

@@ -19,8 +19,9 @@ from pytest_httpserver import HTTPServer
 
 from app import worker
 from app.config import Settings
-from app.services import alert_dispatch, alerts, ingest, system_alerts
-from app.services.principal import Principal
+from app.services import alert_dispatch, alerts, ingest
+from app.services.access.principal import Principal
+from app.services.ops import system_alerts
 from app.storage.db import Database
 from app.storage.migrate import migrate
 from tools.liveserver import free_port

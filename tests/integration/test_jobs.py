@@ -13,7 +13,7 @@ from psycopg import sql
 from app.config import Settings
 from app.errors import Conflict
 from app.services import exports, ingest, retention
-from app.services.principal import Principal
+from app.services.access.principal import Principal
 from app.storage.db import Database
 from app.storage.migrate import migrate
 

@@ -17,9 +17,10 @@ import pytest
 
 from app import config, worker
 from app.config import ConfigError, Settings
-from app.services import alert_channels, alert_dispatch, alert_secrets, alert_targets, system_alerts
+from app.services import alert_channels, alert_dispatch, alert_secrets, alert_targets
 from app.services.alert_channels import Message, backoff, parse_retry_after, redact, signature
 from app.services.alert_targets import TargetRefused, check_url
+from app.services.ops import system_alerts
 
 SLACK = "https://hooks.slack.com/services/T0001/B0001/abcdefghijklmnopqrstuvwx"
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"

@@ -10,7 +10,7 @@ import pytest
 from app.config import ConfigError, parse_api_keys
 from app.errors import BadRequest, InvalidBody, RateLimited
 from app.services import canonical, ingest, reports, timeline
-from app.services.ratelimit import RateLimiter
+from app.services.access.ratelimit import RateLimiter
 
 
 def test_derive_takes_worst_status_and_highest_non_pass_severity():

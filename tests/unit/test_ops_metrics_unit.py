@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.observability import OPS_LATENCY_BOUNDS, OpsAccumulator
-from app.services.ops import _rows, percentile
+from app.services.ops.metrics import _rows, percentile
 
 
 def test_percentile_interpolates_inside_the_bucket() -> None:

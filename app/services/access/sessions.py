@@ -11,7 +11,6 @@ The session's role is its key's role at each request (a changed role applies at 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -19,26 +18,15 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import Unauthorized
-from app.services import keys as key_service
+from app.services.access import keys as key_service
+from app.services.access.keys import KeyCache, hash_secret
+from app.services.access.principal import Principal
+from app.services.access.ratelimit import AddressThrottle
 from app.services.canonical import rfc3339
-from app.services.keys import KeyCache
-from app.services.principal import Principal
-from app.services.ratelimit import AddressThrottle
 from app.storage import sessions as session_store
 from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.sessions")
-
-COOKIE = "__Host-qcc_session"  # the prefix: Secure, Path=/, no Domain (no subdomain sets it)
-INSECURE_COOKIE = "qcc_session"  # plain-http development only (renamed in app/guard.py)
-CSRF_HEADER = "x-requested-with"
-CSRF_VALUE = "qc-console"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
 
 _limiters: dict[int, AddressThrottle] = {}
 
@@ -63,7 +51,7 @@ async def login(*, db: Database, cache: KeyCache, settings: Settings, api_key: s
     expires = datetime.now(UTC) + timedelta(seconds=settings.console_session_ttl)
     async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
         expires = await session_store.insert(
-            conn, secret_sha256=digest(secret), tenant=principal.tenant,
+            conn, secret_sha256=hash_secret(secret), tenant=principal.tenant,
             key_id=principal.key_id, role=principal.role, expires_at=expires)
     return secret, principal, expires
 
@@ -71,7 +59,7 @@ async def login(*, db: Database, cache: KeyCache, settings: Settings, api_key: s
 async def resolve(*, db: Database, settings: Settings,
                   secret: str) -> tuple[Principal, datetime] | None:
     async with db.system() as conn:
-        row = await session_store.lookup(conn, secret_sha256=digest(secret),
+        row = await session_store.lookup(conn, secret_sha256=hash_secret(secret),
                                          idle_seconds=settings.console_session_idle)
     if row is None:
         return None
@@ -80,7 +68,7 @@ async def resolve(*, db: Database, settings: Settings,
 
 async def logout(*, db: Database, principal: Principal, secret: str) -> bool:
     async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
-        return await session_store.end(conn, secret_sha256=digest(secret))
+        return await session_store.end(conn, secret_sha256=hash_secret(secret))
 
 
 def describe(who: Principal, *, cookie: bool, expires_at: datetime | None) -> dict[str, Any]:
@@ -107,11 +95,3 @@ async def current(*, db: Database, cache: KeyCache, settings: Settings, cookie: 
             return describe(principal, cookie=False, expires_at=None)
     return {"authenticated": False}
 
-
-def cookie_header(secret: str, settings: Settings, *, max_age: int | None = None) -> str:
-    age = settings.console_session_ttl if max_age is None else max_age
-    name = INSECURE_COOKIE if settings.console_insecure_cookies else COOKIE
-    parts = [f"{name}={secret}", "Path=/", "HttpOnly", "SameSite=Strict", f"Max-Age={age}"]
-    if not settings.console_insecure_cookies:
-        parts.append("Secure")
-    return "; ".join(parts)
