@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -171,7 +170,8 @@ def test_alert_settings_parse_and_refuse_nonsense():
                 {"ALERT_RETRY_BASE_SECONDS": "fast"}):
         with pytest.raises(ConfigError):
             config.load(bad)
-    assert SLACK not in repr(replace(settings, slack_webhook_url=SLACK, encryption_key=key()))
+    secret = settings.model_copy(update={"slack_webhook_url": SLACK, "encryption_key": key()})
+    assert SLACK not in repr(secret)
 
 
 def test_system_channels_page_pagerduty_only_when_critical():
