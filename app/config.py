@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -85,7 +84,7 @@ def _default(info: ValidationInfo) -> Any:
 
 def _minimum(field: str) -> object:
     """The field's minimum as declared (1, not the 1.0 pydantic compares a float with)."""
-    return next(m.ge for m in Settings.model_fields[field].metadata if isinstance(m, Ge))
+    return next(m.ge for m in Settings.model_fields[field].metadata if hasattr(m, "ge"))
 
 
 def _int(raw: Any, info: ValidationInfo) -> Any:
