@@ -15,7 +15,7 @@ from app.services import alert_secrets, exports, signing
 from app.services import ingest as ingest_service
 from app.services.access import keys as key_service
 from app.services.access.keys import KeyCache
-from app.services.access.ratelimit import RateLimiter
+from app.services.access.ratelimit import AddressThrottle, RateLimiter
 from app.services.ops import metrics as ops
 from app.storage.db import Database
 
@@ -29,7 +29,11 @@ class Runtime:
     committer: ingest_service.GroupCommitter
     signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
+    # the tenant's token bucket; refused credentials and console logins per client address
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
+    credential_throttle: AddressThrottle = field(
+        default_factory=lambda: AddressThrottle("credential", 0))
+    login_throttle: AddressThrottle = field(default_factory=lambda: AddressThrottle("login", 0))
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
@@ -94,7 +98,10 @@ async def start(settings: Settings) -> Runtime:
     committer = ingest_service.GroupCommitter(db=db, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, db=db, committer=committer, signing=signing_keys,
-                      limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))
+                      limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst),
+                      credential_throttle=AddressThrottle("credential",
+                                                          settings.auth_failures_per_minute),
+                      login_throttle=AddressThrottle("login", settings.console_login_per_minute))
     _current = runtime
     try:
         await db.open(wait=15)

@@ -13,13 +13,11 @@ from typing import Any
 from prometheus_client import Counter
 
 from app import runtime
-from app.config import Settings
 from app.errors import DomainError, Forbidden, Unauthorized
 from app.observability import request_state
 from app.services.access import keys as key_service
 from app.services.access import sessions as session_service
 from app.services.access.principal import Principal
-from app.services.access.ratelimit import AddressThrottle
 from generated.operations import BY_ID
 
 # No tenant label: a refused credential names no tenant (and an unknown one must not
@@ -36,13 +34,6 @@ CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "qc-console"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_throttles: dict[int, AddressThrottle] = {}
-
-
-def failure_throttle(settings: Settings) -> AddressThrottle:
-    return _throttles.setdefault(
-        id(settings), AddressThrottle("credential", settings.auth_failures_per_minute))
-
 
 def client_address(request: Any) -> str:
     """The peer's address, or a trusted proxy's X-Forwarded-For (uvicorn applies it only
@@ -58,7 +49,7 @@ async def count_refused(request: Any, kind: str) -> None:
     rt = runtime.get()
     AUTH_FAILURES.labels(kind).inc()
     try:
-        await failure_throttle(rt.settings).count(db=rt.db, address=client_address(request))
+        await rt.credential_throttle.count(db=rt.db, address=client_address(request))
     except DomainError as exc:
         if exc.status == 429:
             AUTH_THROTTLED.labels(kind).inc()
@@ -77,7 +68,7 @@ async def _refused(request: Any, kind: str, refusal: DomainError) -> DomainError
 def check_throttle(request: Any, kind: str) -> None:
     """TooManyAttempts (429) while the client's address is over the limit."""
     try:
-        failure_throttle(runtime.get().settings).check(client_address(request))
+        runtime.get().credential_throttle.check(client_address(request))
     except DomainError:
         AUTH_THROTTLED.labels(kind).inc()
         raise
@@ -124,7 +115,8 @@ async def session_info(apikey: str, request: Any) -> dict[str, Any]:
         # The request named a key and it was refused: the cookie does not stand in for it.
         raise state.key_refusal or Unauthorized("unknown or revoked API key")
     check_throttle(request, "session")
-    found = await session_service.resolve(db=rt.db, settings=rt.settings, secret=apikey)
+    found = await session_service.resolve(db=rt.db, idle_seconds=rt.settings.console_session_idle,
+                                          secret=apikey)
     if found is None:
         raise await _refused(request, "session", Unauthorized(
             "the console session has ended or expired; log in again"))

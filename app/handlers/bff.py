@@ -31,7 +31,8 @@ async def create_session() -> ConnexionResponse:
     rt = runtime.get()
     address = client_address(request)
     secret, who, expires = await session_service.login(
-        db=rt.db, cache=rt.keys, settings=rt.settings,
+        db=rt.db, cache=rt.keys, throttle=rt.login_throttle,
+        ttl_seconds=rt.settings.console_session_ttl,
         api_key=cast(LoginRequest, body())["api_key"],
         address=address)
     return json(session_service.describe(who, cookie=True, expires_at=expires),
@@ -55,7 +56,7 @@ async def get_session() -> ConnexionResponse:
     if api_key:
         check_throttle(request, "session_check")
     who = await session_service.current(
-        db=rt.db, cache=rt.keys, settings=rt.settings,
+        db=rt.db, cache=rt.keys, idle_seconds=rt.settings.console_session_idle,
         cookie=request.cookies.get(COOKIE), api_key=api_key)
     if api_key and not who["authenticated"]:
         await count_refused(request, "session_check")

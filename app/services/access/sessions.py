@@ -16,7 +16,6 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.config import Settings
 from app.errors import Unauthorized
 from app.services.access import keys as key_service
 from app.services.access.keys import KeyCache, hash_secret
@@ -28,27 +27,18 @@ from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.sessions")
 
-_limiters: dict[int, AddressThrottle] = {}
-
-
-def limiter(settings: Settings) -> AddressThrottle:
-    """Login attempts per client address per minute, counted in PostgreSQL (shared by
-    every worker and replica)."""
-    return _limiters.setdefault(
-        id(settings), AddressThrottle("login", settings.console_login_per_minute))
-
-
-async def login(*, db: Database, cache: KeyCache, settings: Settings, api_key: str,
-                address: str) -> tuple[str, Principal, datetime]:
-    """Returns the cookie's secret, the principal and when the session expires."""
-    limiter(settings).check(address)
-    await limiter(settings).count(db=db, address=address)
+async def login(*, db: Database, cache: KeyCache, throttle: AddressThrottle, ttl_seconds: int,
+                api_key: str, address: str) -> tuple[str, Principal, datetime]:
+    """Returns the cookie's secret, the principal and when the session expires. Attempts
+    count against `throttle` (CONSOLE_LOGIN_PER_MINUTE per client address)."""
+    throttle.check(address)
+    await throttle.count(db=db, address=address)
     principal = await key_service.authenticate(db=db, cache=cache, secret=api_key)
     if principal is None:
         log.warning("console login refused: unknown or revoked API key")
         raise Unauthorized("unknown or revoked API key")
     secret = secrets.token_urlsafe(32)
-    expires = datetime.now(UTC) + timedelta(seconds=settings.console_session_ttl)
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
     async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
         expires = await session_store.insert(
             conn, secret_sha256=hash_secret(secret), tenant=principal.tenant,
@@ -56,11 +46,11 @@ async def login(*, db: Database, cache: KeyCache, settings: Settings, api_key: s
     return secret, principal, expires
 
 
-async def resolve(*, db: Database, settings: Settings,
+async def resolve(*, db: Database, idle_seconds: int,
                   secret: str) -> tuple[Principal, datetime] | None:
     async with db.system() as conn:
         row = await session_store.lookup(conn, secret_sha256=hash_secret(secret),
-                                         idle_seconds=settings.console_session_idle)
+                                         idle_seconds=idle_seconds)
     if row is None:
         return None
     return Principal(tenant=row[0], key_id=row[1], role=row[2]), row[3]
@@ -80,13 +70,13 @@ def describe(who: Principal, *, cookie: bool, expires_at: datetime | None) -> di
             "expires_at": rfc3339(expires_at) if expires_at else None}
 
 
-async def current(*, db: Database, cache: KeyCache, settings: Settings, cookie: str | None,
+async def current(*, db: Database, cache: KeyCache, idle_seconds: int, cookie: str | None,
                   api_key: str | None) -> dict[str, Any]:
     """The console's login check: who the cookie (or key) is, or `authenticated: false`
     for none, an ended session or an unknown key. Never a 401: a page load that finds
     no session is not an error (and so logs none in the browser)."""
     if cookie:
-        found = await resolve(db=db, settings=settings, secret=cookie)
+        found = await resolve(db=db, idle_seconds=idle_seconds, secret=cookie)
         if found is not None:
             return describe(found[0], cookie=True, expires_at=found[1])
     if api_key:
