@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from app import observability, tracing
+from app.conditional import Validators
 from app.config import Settings
 from app.observability import ReplicaState
 from app.services import alert_secrets, exports, signing
@@ -17,6 +18,7 @@ from app.services.access import keys as key_service
 from app.services.access.keys import KeyCache
 from app.services.access.ratelimit import AddressThrottle, RateLimiter
 from app.services.ops import metrics as ops
+from app.storage import changes
 from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.runtime")
@@ -34,6 +36,7 @@ class Runtime:
     credential_throttle: AddressThrottle = field(
         default_factory=lambda: AddressThrottle("credential", 0))
     login_throttle: AddressThrottle = field(default_factory=lambda: AddressThrottle("login", 0))
+    validators: Validators = field(default_factory=Validators)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
@@ -82,6 +85,11 @@ def get() -> Runtime:
     return _current
 
 
+def current() -> Runtime | None:
+    """The runtime, or None before start-up and after shutdown."""
+    return _current
+
+
 async def start(settings: Settings) -> Runtime:
     global _current
     if not settings.database_url:
@@ -113,6 +121,12 @@ async def start(settings: Settings) -> Runtime:
         runtime.pools, observability.ProcessMirror() if settings.prometheus_multiproc_dir else None,
         runtime.replica_reads))
     runtime.spawn(ops.flush_loop(db=db, every=settings.ops_flush_seconds))
+    # LISTEN needs a session: behind a transaction-mode pooler WORKER_DATABASE_URL is the
+    # direct connection (as for the job queue)
+    validators = runtime.validators
+    runtime.spawn(changes.follow(settings.worker_database_url or settings.database_url,
+                                 changed=validators.changed, alive=validators.alive,
+                                 lost=validators.lost))
     return runtime
 
 
