@@ -3,9 +3,10 @@
 Reports by severity (last hour from reports, last 24 h from the hourly rollup), export
 jobs by status, the notification backlog and dead letters, rejections by reason and the
 request statistics of the last hour (ingest latency p50/p95 from a histogram, errors per
-minute, the 5xx ratio). Request statistics are accumulated per worker process
-(app.observability.OPS) and flushed every few seconds by flush_loop, so the numbers are
-those of every worker and replica. Counts only: no subject, message, run id or label.
+minute, the 5xx ratio). Request statistics are accumulated per worker process (OPS,
+fed by app.observability's request layer) and flushed every few seconds by flush_loop,
+so the numbers are those of every worker and replica. Counts only: no subject, message,
+run id or label.
 """
 
 from __future__ import annotations
