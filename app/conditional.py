@@ -27,9 +27,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app import runtime, security
+from app import runtime
 from app.errors import DomainError
 from app.observability import request_state
+from app.security import guard
 from app.services.access import keys as key_service
 
 # Reads whose ETag is a function of (tenant version, URL) and nothing else (no "now").
@@ -174,8 +175,8 @@ class ConditionalReads:
         client = scope.get("client")
         try:
             rt.credential_throttle.check(str(client[0]) if client else "unknown")
-            security.guard(principal, known.operation,
-                           x_tenant.decode("latin-1") if x_tenant is not None else None)
+            guard(principal, known.operation,
+                  x_tenant.decode("latin-1") if x_tenant is not None else None)
             rt.limiter.take(principal.tenant)
         except DomainError:
             return False  # the full path refuses it the same way, rendered as usual

@@ -6,10 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import observability, tracing
-from app.conditional import Validators
 from app.config import Settings
 from app.observability import ReplicaState
 from app.services import alert_secrets, exports, signing
@@ -20,6 +19,9 @@ from app.services.access.ratelimit import AddressThrottle, RateLimiter
 from app.services.ops import metrics as ops
 from app.storage import changes
 from app.storage.db import Database
+
+if TYPE_CHECKING:
+    from app.conditional import Validators
 
 log = logging.getLogger("qc_collector.runtime")
 
@@ -36,7 +38,7 @@ class Runtime:
     credential_throttle: AddressThrottle = field(
         default_factory=lambda: AddressThrottle("credential", 0))
     login_throttle: AddressThrottle = field(default_factory=lambda: AddressThrottle("login", 0))
-    validators: Validators = field(default_factory=Validators)
+    validators: Validators = field(default_factory=lambda: _validators())
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
@@ -74,6 +76,13 @@ class Runtime:
             self._tasks.remove(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("background task failed: %s", task.exception().__class__.__name__)
+
+
+def _validators() -> Validators:
+    # app.conditional reaches the runtime per request; imported here, not at the top
+    from app.conditional import Validators
+
+    return Validators()
 
 
 _current: Runtime | None = None
