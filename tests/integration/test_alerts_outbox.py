@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -19,12 +18,12 @@ from pytest_httpserver import HTTPServer
 
 from app import worker
 from app.config import Settings
-from app.services import system_alerts
+from app.services.access.principal import Principal
 from app.services.alerts import delivery
 from app.services.alerts import rules as alert_rules
 from app.services.ingest import service as ingest
 from app.services.ingest.submissions import prepare_all
-from app.services.principal import Principal
+from app.services.ops import system_alerts
 from app.storage.db import Database
 from app.storage.migrate import migrate
 from tools.liveserver import free_port
@@ -123,8 +122,8 @@ def system_settings(server: HTTPServer, tmp_path: Any) -> Settings:
 
 
 async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, receiver, tmp_path):
-    settings = replace(system_settings(receiver, tmp_path), database_url=isolated.conninfo,
-                       worker_heartbeat=1)
+    settings = system_settings(receiver, tmp_path).model_copy(
+        update={"database_url": isolated.conninfo, "worker_heartbeat": 1.0})
     await system_alerts.sync_rules(db=isolated, settings=settings)
     for _ in range(3):  # e.g. three workers seeing the same dead letters in one window
         await system_alerts.raise_alert(db=isolated, settings=settings, check="dead_letters",
@@ -170,8 +169,9 @@ async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_
     tenant = "ssrf-fallback"
     # the rule was accepted where private targets were allowed; the sending worker refuses
     created = Settings(data_dir=tmp_path, encryption_key=KEY, alerts_allow_private_targets=True)
-    sending = replace(created, alerts_allow_private_targets=False, alert_max_attempts=5,
-                      database_url=isolated.conninfo, pagerduty_events_url=receiver.url_for("/pd"))
+    sending = created.model_copy(update={
+        "alerts_allow_private_targets": False, "alert_max_attempts": 5,
+        "database_url": isolated.conninfo, "pagerduty_events_url": receiver.url_for("/pd")})
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
     rule = await alert_rules.create_rule(db=isolated, settings=created, principal=admin, request={
         "name": "guarded", "match": {"severity": ["block"]},

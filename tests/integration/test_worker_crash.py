@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from app.config import Settings
+from app.services.access.principal import Principal
 from app.services.exports import rules as exports
-from app.services.principal import Principal
 from app.storage.db import Database
 from app.storage.migrate import migrate
 from tools.liveserver import LiveDatabase, start_worker
