@@ -38,7 +38,7 @@ def derive(checks: list[dict[str, Any]]) -> tuple[str, str, dict[str, int]]:
 # orjson with sorted keys writes exactly the RFC 8785 bytes for most JSON, at a tenth of
 # the library's cost. Where the two may differ — a character outside the BMP (UTF-16 key
 # order), an exponent, an integral float, 16+ digit numbers — orjson's output shows it and
-# the rfc8785 library writes the bytes instead. tests/unit/test_canonical.py proves the
+# the rfc8785 library writes the bytes instead. tests/unit/services/test_canonical.py proves the
 # two agree. One regex search (in C) finds such a number token: an exponent, an integral
 # float (…".0"), or 16+ characters. (Strings may match too: harmless, the slow path is
 # then taken for nothing.)
