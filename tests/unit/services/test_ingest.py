@@ -121,7 +121,7 @@ def test_env_sample_lists_every_variable_the_settings_read():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     source = (root / "app" / "config.py").read_text()
     read = set(re.findall(r'env(?:\.get\(|, )"([A-Z_]+)"', source))
     sample = (root / "config" / "collector.env.sample").read_text()
