@@ -8,34 +8,21 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from app.config import Settings
 from app.errors import Conflict
 from app.services import exports, ingest, retention
 from app.services.principal import Principal
-from app.storage.db import Database
-from app.storage.migrate import migrate
 
 TENANT = "jobs"
 
 
 @pytest.fixture
-async def isolated(database, owner, tmp_path):
-    """A fresh, migrated database in the test cluster, and a Database on it as the app role."""
-    name = f"jobs_{uuid.uuid4().hex[:10]}"
-    owner.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    urls = []
-    for url in (database.owner_url, database.app_url):
-        params = psycopg.conninfo.conninfo_to_dict(url)
-        params["dbname"] = name
-        urls.append(psycopg.conninfo.make_conninfo(**params))
-    migrate(urls[0])
-    db = await Database(urls[1], min_size=1, max_size=4).open(wait=30)
-    settings = Settings(data_dir=tmp_path, database_url=urls[1])
-    yield db, settings, urls[0]
-    await db.close()
-    owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def isolated(migrated_db, migrated_database, tmp_path):
+    """A fresh, migrated database (tests/integration/conftest.py), a Database on it as the app
+    role, settings pointing at it and its owner URL."""
+    settings = Settings(data_dir=tmp_path, database_url=migrated_database.app_url)
+    return migrated_db, settings, migrated_database.owner_url
 
 
 async def store(db, count: int, *, received_at: datetime | None = None) -> list[str]:
