@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from app.services.ingest import fingerprint
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def post(http, body, key, tenant="acme", path="/ingest/qc"):

@@ -20,15 +20,14 @@ from app.config import Settings
 from app.services import alert_dispatch, alerts, ingest, system_alerts
 from app.services.principal import Principal
 from app.storage.db import Database
+from tests.factories import small_report, store
 from tools.liveserver import free_port
 
 KEY = base64.b64encode(b"i" * 32).decode()
 
 
 def submission(source: str, severity: str) -> dict[str, Any]:
-    return {"source": source, "subject": "s", "observed_at": "2026-11-21T00:00:00Z",
-            "labels": {"env": "prod"},
-            "checks": [{"rule": "r", "status": "fail", "severity": severity}]}
+    return small_report(source=source, subject="s", severity=severity, labels={"env": "prod"})
 
 
 def windows(database: Any, tenant: str) -> list[tuple[int, int]]:
@@ -54,15 +53,7 @@ async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_
                     mixed, tenant=tenant, batch=True))], alert_window=3600)
                 raise RuntimeError("the commit fails")
     assert windows(database, tenant) == []
-    committer = ingest.GroupCommitter(db=db, alert_window=3600)
-    committer.start()
-    try:
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(mixed, tenant=tenant,
-                                                                      batch=True)))
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
-            [submission("d", "block")], tenant=tenant, batch=False)))
-    finally:
-        await committer.stop()
+    await store(db, tenant, mixed, [submission("d", "block")], alert_window=3600)
     assert windows(database, tenant) == [(3, 0)]  # two + one block reports, one window
 
 
@@ -154,13 +145,7 @@ async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_
         "name": "guarded", "match": {"severity": ["block"]},
         "channels": [{"type": "webhook", "url": receiver.url_for("/hook"), "secret": "s" * 20}],
         "fallback": {"type": "pagerduty", "routing_key": "F" * 32}})
-    committer = ingest.GroupCommitter(db=migrated_db, alert_window=300)
-    committer.start()
-    try:
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
-            [submission("a", "block")], tenant=tenant, batch=False)))
-    finally:
-        await committer.stop()
+    await store(migrated_db, tenant, [submission("a", "block")])
     assert jobs(migrated_db, "alerts.deliver") == []
     assert await alert_dispatch.announce(db=migrated_db) == 1
     # the delivery row and its job were committed together
@@ -186,13 +171,7 @@ async def test_a_delivery_whose_job_gives_up_is_dead_lettered_not_left_sending(
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
     rule = await alerts.create_rule(db=migrated_db, settings=settings, principal=admin, request={
         "name": "r", "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
-    committer = ingest.GroupCommitter(db=migrated_db, alert_window=300)
-    committer.start()
-    try:
-        await committer.submit(ingest.Work(tenant, ingest.prepare_all(
-            [submission("a", "block")], tenant=tenant, batch=False)))
-    finally:
-        await committer.stop()
+    await store(migrated_db, tenant, [submission("a", "block")])
     assert await alert_dispatch.announce(db=migrated_db) == 1
     with psycopg.connect(migrated_db.conninfo) as conn:  # an attempt began, then its worker died
         conn.execute("SELECT set_config('app.tenant', %s, false)", (tenant,))

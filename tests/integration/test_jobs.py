@@ -11,8 +11,10 @@ import pytest
 
 from app.config import Settings
 from app.errors import Conflict
-from app.services import exports, ingest, retention
+from app.services import exports, retention
 from app.services.principal import Principal
+from tests import factories
+from tests.factories import small_report
 
 TENANT = "jobs"
 
@@ -26,17 +28,9 @@ def isolated(migrated_db, migrated_database, tmp_path):
 
 
 async def store(db, count: int, *, received_at: datetime | None = None) -> list[str]:
-    committer = ingest.GroupCommitter(db=db)
-    committer.start()
-    try:
-        submissions = [{"source": "jobs", "subject": f"s{i}", "observed_at": "2026-11-21T00:00:00Z",
-                        "checks": [{"rule": "r", "status": "fail", "severity": "block"}]}
-                       for i in range(count)]
-        prepared = ingest.prepare_all(submissions, tenant=TENANT, batch=True, now=received_at)
-        await committer.submit(ingest.Work(TENANT, prepared))
-        return [p.summary["id"] for p in prepared]
-    finally:
-        await committer.stop()
+    submissions = [small_report(source="jobs", subject=f"s{i}") for i in range(count)]
+    prepared = await factories.store(db, TENANT, submissions, now=received_at)
+    return [p.summary["id"] for p in prepared]
 
 
 def principal() -> Principal:
