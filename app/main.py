@@ -18,6 +18,7 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
 
 from app import config, runtime, tracing
+from app.conditional import ConditionalReads
 from app.console_static import ConsoleFiles
 from app.contract import ContractFiles
 from app.errors import DomainError
@@ -87,7 +88,8 @@ def create_app(settings: config.Settings | None = None) -> Any:
     app.add_middleware(tracing.OperationSpans, position=MiddlewarePosition.BEFORE_CONTEXT)
     for exc_type in (DomainError, ProblemException, HTTPException, Exception):
         app.add_error_handler(exc_type, render)
-    return RequestObserver(RequestGuard(tracing.RequestSpans(_MetricsRoute(app, settings)), settings))
+    return RequestObserver(RequestGuard(
+        tracing.RequestSpans(ConditionalReads(_MetricsRoute(app, settings))), settings))
 
 
 class _MetricsRoute:

@@ -84,11 +84,16 @@ class RequestState:
     principal: Principal | None = None
     body: Any = None
     key_refusal: Exception | None = None  # why X-Api-Key was refused (app/security.py)
+    operation: str | None = None  # set when answered ahead of routing (app/conditional.py)
 
     @staticmethod
     def operation_id(scope: dict[str, Any]) -> str | None:
         """The spec's operationId (connexion stores the resolved handler path)."""
-        routing = scope.get("extensions", {}).get("connexion_routing", {})
+        extensions = scope.get("extensions", {})
+        state = extensions.get("qcc")
+        if state is not None and state.operation is not None:
+            return str(state.operation)
+        routing = extensions.get("connexion_routing", {})
         resolved = routing.get("operation_id")
         return resolved.removeprefix(HANDLER_PACKAGE) if resolved else None
 

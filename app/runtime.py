@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from app import observability, tracing
+from app.conditional import Validators
 from app.config import Settings
 from app.observability import ReplicaState
 from app.services import alert_secrets, exports, ops, signing
@@ -16,6 +17,7 @@ from app.services import ingest as ingest_service
 from app.services import keys as key_service
 from app.services.keys import KeyCache
 from app.services.ratelimit import RateLimiter
+from app.storage import changes
 from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.runtime")
@@ -29,6 +31,7 @@ class Runtime:
     signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
+    validators: Validators = field(default_factory=Validators)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
@@ -77,6 +80,11 @@ def get() -> Runtime:
     return _current
 
 
+def current() -> Runtime | None:
+    """The runtime, or None before start-up and after shutdown."""
+    return _current
+
+
 async def start(settings: Settings) -> Runtime:
     global _current
     if not settings.database_url:
@@ -105,6 +113,12 @@ async def start(settings: Settings) -> Runtime:
         runtime.pools, observability.ProcessMirror() if settings.prometheus_multiproc_dir else None,
         runtime.replica_reads))
     runtime.spawn(ops.flush_loop(db=db, every=settings.ops_flush_seconds))
+    # LISTEN needs a session: behind a transaction-mode pooler WORKER_DATABASE_URL is the
+    # direct connection (as for the job queue)
+    validators = runtime.validators
+    runtime.spawn(changes.follow(settings.worker_database_url or settings.database_url,
+                                 changed=validators.changed, alive=validators.alive,
+                                 lost=validators.lost))
     return runtime
 
 

@@ -80,15 +80,16 @@ def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
 
 
 def list_script(conn: psycopg.Connection, *, tenant: str, severity: str, limit: int) -> str:
-    """A list request's statements: the validator, then the page in a scoped transaction."""
-    page = (q("list_reports").replace("{sort_col}", "received_at")
+    """A list request's statements: one scoped transaction with the validator and the page
+    rendered as JSON (as the service pipelines them)."""
+    page = (q("list_reports_json").replace("{sort_col}", "received_at")
             .replace("{filters}", q("report_filter_severity_one"))
-            .replace("{direction}", "DESC"))
+            .replace("{direction}", "DESC").replace("}}", "}"))
     return "\n".join([
-        _render(conn, "tenant_version", {"tenant": tenant}),
         "BEGIN;",
         _render(conn, SET_SCOPE, {"tenant": tenant}),
-        _render(conn, page, {"tenant": tenant, "severity_one": severity, "limit": limit + 1}),
+        _render(conn, "tenant_version", {"tenant": tenant}),
+        _render(conn, page, {"tenant": tenant, "severity_one": severity, "page_size": limit}),
         "COMMIT;",
     ]) + "\n"
 

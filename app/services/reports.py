@@ -124,38 +124,8 @@ def decode_cursor(cursor: str, sort: str) -> tuple[datetime, UUID]:
 @dataclass(frozen=True, slots=True)
 class Page:
     etag: str
-    items: list[dict[str, Any]] | None  # None: not modified
+    items: bytes | None  # a JSON array of summaries; None: not modified
     next_cursor: str | None
-
-
-def _summary(row: dict[str, Any], tenant: str) -> dict[str, Any]:
-    summary = {
-        "id": str(row["id"]),
-        "tenant": tenant,
-        "source": row["source"],
-        "subject": row["subject"],
-        "observed_at": row["observed_at_raw"],
-        "received_at": rfc3339(row["received_at"]),
-        "labels": row["labels"],
-        "status": row["status"],
-        "severity": row["severity"],
-        "counts": {"pass": row["count_pass"], "warn": row["count_warn"],
-                   "fail": row["count_fail"]},
-        "content_sha256": row["content_sha256"],
-        "signed": row["signed"],
-    }
-    if row["run_id"] is not None:
-        summary["run_id"] = row["run_id"]
-    if row.get("signature"):
-        summary["signature"] = signature_view(row["signature"])
-    return summary
-
-
-def signature_view(found: dict[str, Any]) -> dict[str, Any]:
-    """Who signed, with which key, when (from the jsonb the read statement builds)."""
-    return {"signing_key_id": found["signing_key_id"],
-            "signer": {"key_id": found["signer_key_id"], "role": found["signer_role"]},
-            "signed_at": rfc3339(datetime.fromisoformat(found["signed_at"]))}
 
 
 async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,
@@ -163,26 +133,43 @@ async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str
     descending = sort.startswith("-")
     column = sort.lstrip("-")
     after = decode_cursor(cursor, sort) if cursor else None
-    # the version is read first and on its own: a 304 costs one statement, and a change
-    # committed between this read and the page only makes the next validator differ
-    async with db.system() as conn:
-        version = await report_store.tenant_version(conn, tenant=tenant)
-    tag = etag(tenant, version, "reports", filters.key(), sort, limit, cursor)
-    if matches(if_none_match, tag):
-        return Page(tag, None, None)
-    async with db.tenant(tenant, read=True) as conn:
-        params = filters.sql_params()
-        params.update(limit=limit + 1, after_time=after[0] if after else None,
-                      after_id=after[1] if after else None)
-        rows = await report_store.list_page(conn, tenant=tenant, params=params, sort=column,
-                                            descending=descending)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        next_cursor = encode_cursor(sort, last["sort_key"], last["id"])
-    return Page(tag, [_summary(r, tenant) for r in rows], next_cursor)
+    params = filters.sql_params()
+    params.update(page_size=limit, after_time=after[0] if after else None,
+                  after_id=after[1] if after else None)
+
+    def tag_of(version: int) -> str:
+        return etag(tenant, version, "reports", filters.key(), sort, limit, cursor)
+
+    found: report_store.JsonPage | None
+    if db.reads_on_replica:
+        # the validator from the primary, read first and on its own: a page from the
+        # replica is then never older than the ETag it is sent with
+        async with db.system() as conn:
+            version = await report_store.tenant_version(conn, tenant=tenant)
+        if matches(if_none_match, tag_of(version)):
+            return Page(tag_of(version), None, None)
+        async with db.tenant(tenant, read=True) as conn:
+            found = await report_store.list_page_json(conn, tenant=tenant, params=params,
+                                                      sort=column, descending=descending)
+    else:
+        # one pipelined transaction for both; with If-None-Match the version goes first
+        # and a match skips the page
+        async with db.tenant(tenant, read=True, pipeline=True) as conn:
+            version, found = await report_store.version_and_page(
+                conn, tenant=tenant, params=params, sort=column, descending=descending,
+                unchanged=(lambda v: matches(if_none_match, tag_of(v))) if if_none_match
+                else None)
+    if found is None:
+        return Page(tag_of(version), None, None)
+    next_cursor = (encode_cursor(sort, *found.last) if found.more and found.last else None)
+    return Page(tag_of(version), found.items, next_cursor)
+
+
+def signature_view(found: dict[str, Any]) -> dict[str, Any]:
+    """Who signed, with which key, when (from the jsonb the read statement builds)."""
+    return {"signing_key_id": found["signing_key_id"],
+            "signer": {"key_id": found["signer_key_id"], "role": found["signer_role"]},
+            "signed_at": rfc3339(datetime.fromisoformat(found["signed_at"]))}
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,11 @@ class Database:
             await self.replica.close()
         await self.pool.close()
 
+    @property
+    def reads_on_replica(self) -> bool:
+        """Whether `tenant(..., read=True)` units go to the replica now."""
+        return self.replica is not None and self.replica.usable
+
     def replica_status(self) -> ReplicaStatus | None:
         """None without DATABASE_READ_URL."""
         return self.replica.status if self.replica is not None else None

@@ -128,22 +128,43 @@ SELECT canonical, content_sha256, signed,
   FROM reports
  WHERE tenant_id = %(tenant)s AND id = %(id)s;
 
--- name: list_reports
--- One keyset page of summaries; fetches limit + 1 rows to know whether more follow. A
--- signed row brings its signer through a primary-key lookup in the same statement.
-SELECT id, source, subject, run_id, observed_at_raw, received_at, labels, status, severity,
-       count_pass, count_warn, count_fail, content_sha256, signed, {sort_col} AS sort_key,
-       CASE WHEN signed THEN (
-         SELECT jsonb_build_object('signing_key_id', s.signing_key_id, 'signer_key_id',
-                                   s.signer_key_id, 'signer_role', s.signer_role,
-                                   'signed_at', s.signed_at)
-           FROM report_signatures s
-          WHERE s.tenant_id = reports.tenant_id AND s.report_id = reports.id) END AS signature
-  FROM reports
- WHERE tenant_id = %(tenant)s
-   {filters}
- ORDER BY {sort_col} {direction}, id {direction}
- LIMIT %(limit)s;
+-- name: list_reports_json
+-- The same page rendered as JSON by PostgreSQL (no per-row decoding in Python): the items
+-- array as one text, whether more rows follow, and the last item's keyset position for
+-- the next cursor. Fetches page_size + 1 rows. Item keys in the contract's order; run_id
+-- and signature only when present. (`}}` is a literal brace: the text is a psycopg.sql
+-- template.)
+WITH page AS (
+  SELECT id, {sort_col} AS sort_key,
+         row_number() OVER (ORDER BY {sort_col} {direction}, id {direction}) AS n,
+         rtrim(json_build_object(
+           'id', id, 'tenant', tenant_id, 'source', source, 'subject', subject,
+           'observed_at', observed_at_raw,
+           'received_at', to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'labels', labels, 'status', status, 'severity', severity,
+           'counts', json_build_object('pass', count_pass, 'warn', count_warn, 'fail', count_fail),
+           'content_sha256', content_sha256, 'signed', signed)::text, '}}')
+         || CASE WHEN run_id IS NULL THEN '' ELSE ', "run_id" : ' || to_json(run_id)::text END
+         || CASE WHEN signed THEN coalesce((
+              SELECT ', "signature" : ' || json_build_object(
+                       'signing_key_id', s.signing_key_id,
+                       'signer', json_build_object('key_id', s.signer_key_id, 'role', s.signer_role),
+                       'signed_at', to_char(s.signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text
+                FROM report_signatures s
+               WHERE s.tenant_id = reports.tenant_id AND s.report_id = reports.id), '')
+            ELSE '' END
+         || '}}' AS item
+    FROM reports
+   WHERE tenant_id = %(tenant)s
+     {filters}
+   ORDER BY {sort_col} {direction}, id {direction}
+   LIMIT %(page_size)s + 1
+)
+SELECT '[' || coalesce(string_agg(item, ',' ORDER BY n) FILTER (WHERE n <= %(page_size)s), '') || ']',
+       count(*) > %(page_size)s,
+       (array_agg(sort_key) FILTER (WHERE n = %(page_size)s))[1],
+       (array_agg(id) FILTER (WHERE n = %(page_size)s))[1]
+  FROM page;
 
 -- name: timeline_from_rollup
 -- Bucketed counts from the hourly rollup (filters on rollup dimensions only); {start} is

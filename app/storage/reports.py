@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
 from psycopg import sql
-from psycopg.rows import dict_row
 
 from app.storage.db import Connection
 from app.storage.queries import composed, q
@@ -40,9 +40,7 @@ def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
 
 
 async def tenant_version(conn: Connection, *, tenant: str) -> int:
-    cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return await _version(await conn.execute(q("tenant_version"), {"tenant": tenant}))
 
 
 async def bump_version(conn: Connection, *, tenant: str) -> None:
@@ -95,19 +93,60 @@ async def get_document(conn: Connection, *, tenant: str,
     return (bytes(row[0]), row[1], row[2], row[3]) if row else None
 
 
-async def list_page(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
-                    descending: bool) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class JsonPage:
+    items: bytes  # a JSON array, rendered by PostgreSQL
+    more: bool
+    last: tuple[datetime, UUID] | None  # the last item's keyset position
+
+
+def _page_query(params: dict[str, Any], sort: str, descending: bool) -> sql.Composed:
     column = sql.Identifier(SORT_COLUMNS[sort])
-    cmp = sql.SQL("<" if descending else ">")
     filters = filter_sql(params, REPORT_FILTERS)
     if params.get("after_time") is not None:
-        filters = filters + sql.SQL(" ") + composed("report_filter_after", sort_col=column,
-                                                      cmp=cmp)
-    query = composed("list_reports", sort_col=column, filters=filters,
-                     direction=sql.SQL("DESC" if descending else "ASC"))
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, {"tenant": tenant, **params})
-        return await cur.fetchall()
+        filters = filters + sql.SQL(" ") + composed(
+            "report_filter_after", sort_col=column, cmp=sql.SQL("<" if descending else ">"))
+    return composed("list_reports_json", sort_col=column, filters=filters,
+                    direction=sql.SQL("DESC" if descending else "ASC"))
+
+
+async def _json_page(cur: Any) -> JsonPage:
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate always answers one row
+    items, more, last_key, last_id = row
+    return JsonPage(items.encode(), bool(more),
+                    (last_key, last_id) if last_id is not None else None)
+
+
+async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
+                         descending: bool) -> JsonPage:
+    """One page (params["page_size"] items) as JSON."""
+    cur = await conn.execute(_page_query(params, sort, descending), {"tenant": tenant, **params})
+    return await _json_page(cur)
+
+
+async def version_and_page(conn: Connection, *, tenant: str, params: dict[str, Any],
+                           sort: str, descending: bool,
+                           unchanged: Callable[[int], bool] | None) -> tuple[int, JsonPage | None]:
+    """The tenant's version and the page in one pipelined unit. With `unchanged`, the
+    version is read first and the page skipped when it says the caller's copy holds."""
+    version_cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
+    if unchanged is not None:
+        version = await _version(version_cur)
+        if unchanged(version):
+            return version, None
+        page_cur = await conn.execute(_page_query(params, sort, descending),
+                                      {"tenant": tenant, **params})
+    else:
+        page_cur = await conn.execute(_page_query(params, sort, descending),
+                                      {"tenant": tenant, **params})
+        version = await _version(version_cur)
+    return version, await _json_page(page_cur)
+
+
+async def _version(cur: Any) -> int:
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def timeline(conn: Connection, *, tenant: str, params: dict[str, Any], group_by: str,

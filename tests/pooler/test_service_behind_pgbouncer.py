@@ -57,6 +57,14 @@ def test_ingest_list_sign_bundle_timeline_and_export_through_pgbouncer(pooled, b
         again = http.get("/reports", params={"source": source, "limit": 500},
                          headers=headers(role="viewer", **{"If-None-Match": listed.headers["etag"]}))
         assert again.status_code == 304
+        # the API's change listener runs on WORKER_DATABASE_URL: a change is never hidden
+        # behind a 304 answered from memory
+        r = http.post("/ingest/qc", json=report(source=source), headers=headers())
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        changed = http.get("/reports", params={"source": source, "limit": 500},
+                           headers=headers(role="viewer", **{"If-None-Match": listed.headers["etag"]}))
+        assert changed.status_code == 200 and len(changed.json()["items"]) == len(ids)
         # the other tenant's transactions ran on the same server connection: RLS held
         other = http.get("/reports", params={"source": source}, headers=headers("globex"))
         assert other.status_code == 200 and other.json()["items"] == []

@@ -86,6 +86,10 @@ enabled) and the optional read replica DATABASE_READ_URL.
 */}}
 {{- define "qc-collector.databaseEnv" -}}
 {{ include "qc-collector.secretEnv" (list . "DATABASE_URL" (ternary "databasePoolerUrl" "databaseUrl" .Values.database.pooler.enabled) false) }}
+{{- if .Values.database.pooler.enabled }}
+{{/* LISTEN needs a session: the job queue's and the API's tenant-change listener go direct */}}
+{{ include "qc-collector.secretEnv" (list . "WORKER_DATABASE_URL" "databaseUrl" false) }}
+{{- end }}
 {{ include "qc-collector.secretEnv" (list . "DATABASE_READ_URL" "databaseReadUrl" true) }}
 {{- end }}
 
@@ -180,17 +184,18 @@ worker pods roll with maxSurge 0, so they count at replicaCount.
 {{- $db := .Values.database }}
 {{- $b := $db.budget }}
 {{- $reserved := int $b.reserved }}
+{{- $apiPods := add1 (int (ternary .Values.autoscaling.maxReplicas .Values.api.replicaCount .Values.autoscaling.enabled)) }}
+{{- $workerPods := ternary (int .Values.worker.replicaCount) 0 .Values.worker.enabled }}
 {{- if $db.pooler.enabled }}
-{{- $total := add (int $db.pooler.serverConnections) $reserved }}
+{{- $direct := add (mul $apiPods (int .Values.config.webConcurrency)) (mul $workerPods (int $b.queuePool)) }}
+{{- $total := add (int $db.pooler.serverConnections) $direct $reserved }}
 {{- if gt $total (int $db.maxConnections) }}
-{{- fail (printf "database connections: the pooler's %d server connections + %d reserved = %d exceed database.maxConnections %d: lower database.pooler.serverConnections or raise max_connections" (int $db.pooler.serverConnections) $reserved $total (int $db.maxConnections)) }}
+{{- fail (printf "database connections: the pooler's %d server connections + %d direct sessions for LISTEN (%d API pods x %d processes + %d worker pods x %d queue) + %d reserved = %d exceed database.maxConnections %d: lower database.pooler.serverConnections or raise max_connections" (int $db.pooler.serverConnections) $direct $apiPods (int .Values.config.webConcurrency) $workerPods (int $b.queuePool) $reserved $total (int $db.maxConnections)) }}
 {{- end }}
 {{- else }}
-{{- $apiPods := add1 (int (ternary .Values.autoscaling.maxReplicas .Values.api.replicaCount .Values.autoscaling.enabled)) }}
 {{- $perProcess := add (int .Values.config.dbPoolMax) (int $b.apiProcessExtra) }}
 {{- $perApiPod := mul (int .Values.config.webConcurrency) $perProcess }}
 {{- $api := mul $apiPods $perApiPod }}
-{{- $workerPods := ternary (int .Values.worker.replicaCount) 0 .Values.worker.enabled }}
 {{- $perWorkerPod := add (int .Values.config.workerConcurrency) (int $b.workerPoolExtra) (int $b.queuePool) }}
 {{- $worker := mul $workerPods $perWorkerPod }}
 {{- $total := add $api $worker $reserved }}
