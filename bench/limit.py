@@ -84,7 +84,7 @@ def list_script(conn: psycopg.Connection, *, tenant: str, severity: str, limit: 
     rendered as JSON (as the service pipelines them)."""
     page = (q("list_reports_json").replace("{sort_col}", "received_at")
             .replace("{filters}", q("report_filter_severity_one"))
-            .replace("{direction}", "DESC").replace("}}", "}"))
+            .replace("{direction}", "DESC").replace("{{", "{").replace("}}", "}"))
     return "\n".join([
         "BEGIN;",
         _render(conn, SET_SCOPE, {"tenant": tenant}),

@@ -110,19 +110,19 @@ def _page_query(params: dict[str, Any], sort: str, descending: bool) -> sql.Comp
                     direction=sql.SQL("DESC" if descending else "ASC"))
 
 
-async def _json_page(cur: Any) -> JsonPage:
-    row = await cur.fetchone()
-    assert row is not None  # an aggregate always answers one row
-    items, more, last_key, last_id = row
-    return JsonPage(items.encode(), bool(more),
-                    (last_key, last_id) if last_id is not None else None)
+async def _json_page(cur: Any, page_size: int) -> JsonPage:
+    rows = await cur.fetchall()
+    page = rows[:page_size]
+    items = b"[" + b",".join(row[0].encode() for row in page) + b"]"
+    more = len(rows) > page_size
+    return JsonPage(items, more, (page[-1][1], page[-1][2]) if more else None)
 
 
 async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
                          descending: bool) -> JsonPage:
     """One page (params["page_size"] items) as JSON."""
     cur = await conn.execute(_page_query(params, sort, descending), {"tenant": tenant, **params})
-    return await _json_page(cur)
+    return await _json_page(cur, params["page_size"])
 
 
 async def version_and_page(conn: Connection, *, tenant: str, params: dict[str, Any],
@@ -141,7 +141,7 @@ async def version_and_page(conn: Connection, *, tenant: str, params: dict[str, A
         page_cur = await conn.execute(_page_query(params, sort, descending),
                                       {"tenant": tenant, **params})
         version = await _version(version_cur)
-    return version, await _json_page(page_cur)
+    return version, await _json_page(page_cur, params["page_size"])
 
 
 async def _version(cur: Any) -> int:
