@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -14,7 +15,9 @@ from app.errors import BadRequest, NotFound
 from app.services import cursors
 from app.services.canonical import rfc3339
 from app.storage import reports as report_store
-from app.storage.db import Database
+from app.storage.db import Connection, Database
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,41 +131,43 @@ class Page:
     next_cursor: str | None
 
 
+async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None,
+                         tag_of: Callable[[int], str],
+                         read: Callable[[Connection], Awaitable[T]]) -> tuple[str, T | None]:
+    """The one way a read with an ETag runs: the tenant's version makes the tag (`tag_of`);
+    a matching If-None-Match skips `read` (None). On the primary, the version and the read
+    share one pipelined transaction; with replica reads, the version comes from the
+    primary first, so a replica's answer is never older than the tag it is sent with."""
+    if db.reads_on_replica:
+        async with db.system() as conn:
+            tag = tag_of(await report_store.tenant_version(conn, tenant=tenant))
+        if matches(if_none_match, tag):
+            return tag, None
+        async with db.tenant(tenant, read=True) as conn:
+            return tag, await read(conn)
+    async with db.tenant(tenant, read=True, pipeline=True) as conn:
+        version, found = await report_store.version_then(
+            conn, tenant=tenant, read=read,
+            unchanged=(lambda v: matches(if_none_match, tag_of(v))) if if_none_match else None)
+    return tag_of(version), found
+
+
 async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,
                        cursor: str | None, if_none_match: str | None) -> Page:
     descending = sort.startswith("-")
-    column = sort.lstrip("-")
     after = decode_cursor(cursor, sort) if cursor else None
     params = filters.sql_params()
     params.update(page_size=limit, after_time=after[0] if after else None,
                   after_id=after[1] if after else None)
-
-    def tag_of(version: int) -> str:
-        return etag(tenant, version, "reports", filters.key(), sort, limit, cursor)
-
-    found: report_store.JsonPage | None
-    if db.reads_on_replica:
-        # the validator from the primary, read first and on its own: a page from the
-        # replica is then never older than the ETag it is sent with
-        async with db.system() as conn:
-            version = await report_store.tenant_version(conn, tenant=tenant)
-        if matches(if_none_match, tag_of(version)):
-            return Page(tag_of(version), None, None)
-        async with db.tenant(tenant, read=True) as conn:
-            found = await report_store.list_page_json(conn, tenant=tenant, params=params,
-                                                      sort=column, descending=descending)
-    else:
-        # one pipelined transaction for both; with If-None-Match the version goes first
-        # and a match skips the page
-        async with db.tenant(tenant, read=True, pipeline=True) as conn:
-            version, found = await report_store.version_and_page(
-                conn, tenant=tenant, params=params, sort=column, descending=descending,
-                unchanged=(lambda v: matches(if_none_match, tag_of(v))) if if_none_match
-                else None)
+    tag, found = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda v: etag(tenant, v, "reports", filters.key(), sort, limit, cursor),
+        read=lambda conn: report_store.list_page_json(
+            conn, tenant=tenant, params=params, sort=sort.lstrip("-"), descending=descending))
     if found is None:
-        return Page(tag_of(version), None, None)
-    next_cursor = (encode_cursor(sort, *found.last) if found.more and found.last else None)
-    return Page(tag_of(version), found.items, next_cursor)
+        return Page(tag, None, None)
+    next_cursor = encode_cursor(sort, *found.last) if found.more and found.last else None
+    return Page(tag, found.items, next_cursor)
 
 
 def signature_view(found: dict[str, Any]) -> dict[str, Any]:

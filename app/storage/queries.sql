@@ -182,6 +182,23 @@ SELECT date_trunc(%(bucket)s, received_at) AS start, {group_col} AS key, count(*
    {filters}
  GROUP BY 1, 2;
 
+-- name: timeline_buckets_json
+-- The timeline's buckets rendered as JSON by PostgreSQL, one text per bucket in order:
+-- every bucket of [since, until) (empty ones too), its total and its counts by key.
+-- {counts} is timeline_from_rollup or timeline_from_reports. (`{{`/`}}`: literal braces.)
+WITH counts AS ({counts}),
+per_bucket AS (
+  SELECT start, sum(n)::bigint AS total, json_object_agg(key, n ORDER BY key) AS by_key
+    FROM counts
+   GROUP BY start)
+SELECT '{{"start":"' || to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+       || '","total":' || coalesce(p.total, 0)
+       || ',"counts":' || coalesce(p.by_key::text, '{{}}') || '}}'
+  FROM generate_series(%(since)s::timestamptz, %(until)s::timestamptz - %(width)s::interval,
+                       %(width)s::interval) AS b
+  LEFT JOIN per_bucket p ON p.start = b
+ ORDER BY b;
+
 -- -----------------------------------------------------------------------------------
 -- Dashboard: what is failing, where, since when. Periods are whole UTC hours, so the
 -- source aggregates come from the hourly rollup; subjects are not in the rollup.

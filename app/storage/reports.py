@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -16,6 +16,8 @@ from app.storage.queries import composed, q
 
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
 GROUP_COLUMNS = {"severity": "severity", "status": "status", "source": "source"}
+T = TypeVar("T")
+
 REPORT_FILTERS = ("severity", "status", "source", "subject", "labels", "since", "until")
 ROLLUP_FILTERS = ("severity", "status", "source")  # the rollup's own dimensions
 
@@ -125,23 +127,19 @@ async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any
     return await _json_page(cur, params["page_size"])
 
 
-async def version_and_page(conn: Connection, *, tenant: str, params: dict[str, Any],
-                           sort: str, descending: bool,
-                           unchanged: Callable[[int], bool] | None) -> tuple[int, JsonPage | None]:
-    """The tenant's version and the page in one pipelined unit. With `unchanged`, the
-    version is read first and the page skipped when it says the caller's copy holds."""
+async def version_then(conn: Connection, *, tenant: str, unchanged: Callable[[int], bool] | None,
+                       read: Callable[[Connection], Awaitable[T]]) -> tuple[int, T | None]:
+    """The tenant's version and a read, in one pipelined unit (one round trip). With
+    `unchanged`, the version is read first and the read skipped when it says the caller's
+    copy still holds."""
     version_cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
     if unchanged is not None:
         version = await _version(version_cur)
         if unchanged(version):
             return version, None
-        page_cur = await conn.execute(_page_query(params, sort, descending),
-                                      {"tenant": tenant, **params})
-    else:
-        page_cur = await conn.execute(_page_query(params, sort, descending),
-                                      {"tenant": tenant, **params})
-        version = await _version(version_cur)
-    return version, await _json_page(page_cur, params["page_size"])
+        return version, await read(conn)
+    found = await read(conn)  # its first fetch brings the version's result along
+    return await _version(version_cur), found
 
 
 async def _version(cur: Any) -> int:
@@ -149,14 +147,16 @@ async def _version(cur: Any) -> int:
     return int(row[0]) if row else 0
 
 
-async def timeline(conn: Connection, *, tenant: str, params: dict[str, Any], group_by: str,
-                   from_rollup: bool) -> list[tuple[datetime, str, int]]:
+async def timeline_buckets(conn: Connection, *, tenant: str, params: dict[str, Any],
+                           group_by: str, from_rollup: bool) -> bytes:
+    """The buckets of [params since, until) as a JSON array (params["width"]: a bucket)."""
     name = "timeline_from_rollup" if from_rollup else "timeline_from_reports"
     # since/until are the bucket range, part of both queries
     names = ROLLUP_FILTERS if from_rollup else REPORT_FILTERS[:5]
     start = (sql.Identifier("hour") if params["bucket"] == "hour"
              else sql.SQL("date_trunc('day', hour)"))
-    query = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
-                     filters=filter_sql(params, names), start=start)
-    cur = await conn.execute(query, {"tenant": tenant, **params})
-    return [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]
+    counts = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
+                      filters=filter_sql(params, names), start=start)
+    cur = await conn.execute(composed("timeline_buckets_json", counts=counts),
+                             {"tenant": tenant, **params})
+    return b"[" + b",".join(row[0].encode() for row in await cur.fetchall()) + b"]"
