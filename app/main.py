@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 from connexion import AsyncApp, ConnexionMiddleware
+from connexion.apps.asynchronous import AsyncOperation
 from connexion.datastructures import MediaTypeDict
+from connexion.decorators.main import BaseDecorator
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
+from connexion.security import AbstractSecurityHandler
 from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
 
@@ -48,8 +52,42 @@ class OrjsonJsonifier:
         return orjson.loads(data)
 
 
+def _build_per_operation_once() -> None:
+    """connexion 3.3 rebuilds each handler's decorator stack on every request
+    (AsyncOperation.fn is a property whose wrapper calls BaseDecorator.decorate, which
+    inspects the handler's signature) and inspects the security functions' signatures on
+    every call (AbstractSecurityHandler._accepts_kwarg). All of it depends only on the
+    operation and the function, never on the request, so it is kept after first use."""
+    if getattr(AsyncOperation, "_qcc_once", False):
+        return
+    build = AsyncOperation.fn.fget
+    decorate = BaseDecorator.decorate
+    assert build is not None
+
+    def fn(self: AsyncOperation) -> Any:
+        built = self.__dict__.get("_qcc_fn")
+        if built is None:
+            built = self.__dict__["_qcc_fn"] = build(self)
+        return built
+
+    def decorate_once(self: BaseDecorator, function: Any) -> Any:
+        decorated = self.__dict__.setdefault("_qcc_decorated", {})
+        found = decorated.get(function)
+        if found is None:
+            found = decorated[function] = decorate(self, function)
+        return found
+
+    AsyncOperation.fn = property(fn)
+    BaseDecorator.decorate = decorate_once
+    accepts = AbstractSecurityHandler._accepts_kwarg
+    AbstractSecurityHandler._accepts_kwarg = staticmethod(
+        functools.lru_cache(maxsize=1024)(accepts))
+    AsyncOperation._qcc_once = True
+
+
 def create_app(settings: config.Settings | None = None) -> Any:
     settings = settings or config.load()
+    _build_per_operation_once()
     configure_logging(settings.log_level)
     tracing.configure(settings)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
 

@@ -1,8 +1,10 @@
-"""The response shaper shared by handlers: JSON bytes through orjson, ETag and 304."""
+"""The response shaper shared by handlers: JSON bytes through orjson, ETag and 304, the
+next-page Link."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from connexion import request
@@ -31,6 +33,14 @@ def json(payload: Any, status: int = 200, headers: dict[str, str] | None = None)
     data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     return ConnexionResponse(status_code=status, body=data, content_type=JSON,
                              headers=headers or {})
+
+
+def next_link(cursor: str) -> str:
+    """The `Link` of a keyset page: this request's URL with its `cursor` replaced (every
+    paged list builds it here)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    query.append(("cursor", cursor))
+    return f'<{request.url.path}?{urlencode(query)}>; rel="next"'
 
 
 def not_modified(etag: str) -> ConnexionResponse:

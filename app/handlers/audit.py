@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
-from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
 from app.errors import BadRequest
-from app.handlers._http import header, json, not_modified, principal
+from app.handlers._http import header, json, next_link, not_modified, principal
 from app.services import audit
 
 
@@ -31,7 +29,5 @@ async def list_events(token_info: dict[str, Any], action: list[str] | None = Non
         return not_modified(page.etag)
     headers = {"ETag": page.etag}
     if page.next_cursor:
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        query.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+        headers["Link"] = next_link(page.next_cursor)
     return json({"items": page.items, "next_cursor": page.next_cursor}, headers=headers)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 import orjson
-from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
 from app.errors import NotFound
-from app.handlers._http import header, json, not_modified, principal
+from app.handlers._http import header, json, next_link, not_modified, principal
 from app.services import reports as report_service
 
 
@@ -30,9 +28,7 @@ async def list_reports(token_info: dict[str, Any], sort: str = "-received_at", l
         return not_modified(page.etag)
     headers = {"ETag": page.etag}
     if page.next_cursor:
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        query.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+        headers["Link"] = next_link(page.next_cursor)
     # the items arrive as JSON text from PostgreSQL: spliced, not parsed and re-encoded
     body = b'{"items":' + page.items + b',"next_cursor":' + orjson.dumps(page.next_cursor) + b"}"
     return json(body, headers=headers)
