@@ -129,7 +129,7 @@ async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any
 
 async def version_then(conn: Connection, *, tenant: str, unchanged: Callable[[int], bool] | None,
                        read: Callable[[Connection], Awaitable[T]]) -> tuple[int, T | None]:
-    """The tenant's version and a read, in one pipelined unit (one round trip). With
+    """The tenant's version and a read, in the caller's unit (pipelined or not). With
     `unchanged`, the version is read first and the read skipped when it says the caller's
     copy still holds."""
     version_cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
@@ -138,7 +138,7 @@ async def version_then(conn: Connection, *, tenant: str, unchanged: Callable[[in
         if unchanged(version):
             return version, None
         return version, await read(conn)
-    found = await read(conn)  # its first fetch brings the version's result along
+    found = await read(conn)  # pipelined, its first fetch brings the version's result along
     return await _version(version_cur), found
 
 
