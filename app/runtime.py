@@ -6,10 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import observability, tracing
-from app.conditional import Validators
 from app.config import Settings
 from app.observability import ReplicaState
 from app.services import alert_secrets, exports, ops, signing
@@ -19,6 +18,9 @@ from app.services.keys import KeyCache
 from app.services.ratelimit import RateLimiter
 from app.storage import changes
 from app.storage.db import Database
+
+if TYPE_CHECKING:
+    from app.conditional import Validators
 
 log = logging.getLogger("qc_collector.runtime")
 
@@ -31,7 +33,7 @@ class Runtime:
     signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
-    validators: Validators = field(default_factory=Validators)
+    validators: Validators = field(default_factory=lambda: _validators())
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
@@ -69,6 +71,13 @@ class Runtime:
             self._tasks.remove(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("background task failed: %s", task.exception().__class__.__name__)
+
+
+def _validators() -> Validators:
+    # app.conditional reaches the runtime per request; imported here, not at the top
+    from app.conditional import Validators
+
+    return Validators()
 
 
 _current: Runtime | None = None

@@ -7,7 +7,8 @@ reports three things to its caller (app/conditional.py's validator memory):
 - `alive()`: the heartbeat came back, so notifications are flowing right now. Every
   HEARTBEAT_SECONDS the connection notifies itself; the echo proves end to end that the
   channel works (a dead TCP peer or a pooler that drops notifications never echoes);
-- `lost()`: the connection failed; anything learned before may have missed a change.
+- `lost()`: anything learned before now may have missed a change (the connection failed,
+  or a new LISTEN just began).
 It reconnects with backoff and never raises: losing it only sends reads the long way.
 Behind a transaction-mode pooler (the heartbeat runs on another server session than the
 LISTEN) it never reports `alive()`: such a pooler drops notifications.
@@ -40,6 +41,8 @@ async def follow(conninfo: str, *, changed: Callable[[str], None], alive: Callab
                 async with conn.transaction():  # one server session even behind a pooler
                     await conn.execute(f"LISTEN {CHANNEL}")
                     listener = await _backend(conn)
+                # a read that began before this LISTEN may have missed a change: forget it
+                lost()
                 failures = 0
                 pooled = False
                 while True:
