@@ -100,15 +100,19 @@ def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
 
 
 def timeline_script(conn: psycopg.Connection, *, tenant: str) -> str:
-    until = datetime.now(UTC)
-    query = (q("timeline_from_rollup").replace("{start}", "hour")
-             .replace("{group_col}", "severity").replace("{filters}", ""))
+    """A timeline request's statements: one scoped transaction with the validator and the
+    buckets rendered as JSON (30 days x hour, grouped by severity, from the rollup)."""
+    until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    counts = (q("timeline_from_rollup").replace("{start}", "hour")
+              .replace("{group_col}", "severity").replace("{filters}", ""))
+    query = (q("timeline_buckets_json").replace("{counts}", counts)
+             .replace("{{", "{").replace("}}", "}"))
     return "\n".join([
-        _render(conn, "tenant_version", {"tenant": tenant}),
         "BEGIN;",
         _render(conn, SET_SCOPE, {"tenant": tenant}),
+        _render(conn, "tenant_version", {"tenant": tenant}),
         _render(conn, query, {"tenant": tenant, "since": until - timedelta(days=30),
-                              "until": until}),
+                              "until": until, "width": timedelta(hours=1)}),
         "COMMIT;",
     ]) + "\n"
 

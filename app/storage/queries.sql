@@ -138,7 +138,7 @@ SELECT canonical, content_sha256, signed,
 SELECT '{{"id":"' || id || '","tenant":' || to_json(tenant_id)
        || ',"source":' || to_json(source) || ',"subject":' || to_json(subject)
        || ',"observed_at":' || to_json(observed_at_raw)
-       || ',"received_at":"' || to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+       || ',"received_at":"' || to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')
        || '","labels":' || labels::text
        || ',"status":' || to_json(status) || ',"severity":' || to_json(severity)
        || ',"counts":{{"pass":' || count_pass || ',"warn":' || count_warn
@@ -150,7 +150,7 @@ SELECT '{{"id":"' || id || '","tenant":' || to_json(tenant_id)
                    || ',"signer":{{"key_id":' || coalesce('"' || s.signer_key_id || '"', 'null')
                    || ',"role":' || to_json(s.signer_role)
                    || '}},"signed_at":"'
-                   || to_char(s.signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                   || to_char(s.signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')
                    || '"}}'
               FROM report_signatures s
              WHERE s.tenant_id = reports.tenant_id AND s.report_id = reports.id), '')
@@ -191,7 +191,7 @@ per_bucket AS (
   SELECT start, sum(n)::bigint AS total, json_object_agg(key, n ORDER BY key) AS by_key
     FROM counts
    GROUP BY start)
-SELECT '{{"start":"' || to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+SELECT '{{"start":"' || to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')
        || '","total":' || coalesce(p.total, 0)
        || ',"counts":' || coalesce(p.by_key::text, '{{}}') || '}}'
   FROM generate_series(%(since)s::timestamptz, %(until)s::timestamptz - %(width)s::interval,
