@@ -135,11 +135,11 @@ async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None
                          tag_of: Callable[[int], str],
                          read: Callable[[Connection], Awaitable[T]]) -> tuple[str, T | None]:
     """The one way a read with an ETag runs: the tenant's version makes the tag (`tag_of`);
-    a matching If-None-Match skips `read` (None). On the primary, the version and the read
-    share one transaction (one snapshot each, no extra unit; not pipelined: psycopg's
-    pipeline machinery cost more CPU per request than the round trips it saved, measured
-    with process_time); with replica reads, the version comes from the primary first, so a
-    replica's answer is never older than the tag it is sent with."""
+    a matching If-None-Match skips `read` (None). On the primary, the version rides with
+    the transaction's scope statement and the read follows in the same transaction (not
+    pipelined: psycopg's pipeline machinery cost more CPU per request than the round trips
+    it saved, measured with process_time); with replica reads, the version comes from the
+    primary first, so a replica's answer is never older than the tag it is sent with."""
     if db.reads_on_replica:
         async with db.system() as conn:
             tag = tag_of(await report_store.tenant_version(conn, tenant=tenant))
@@ -147,11 +147,11 @@ async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None
             return tag, None
         async with db.tenant(tenant, read=True) as conn:
             return tag, await read(conn)
-    async with db.tenant(tenant, read=True) as conn:
-        version, found = await report_store.version_then(
-            conn, tenant=tenant, read=read,
-            unchanged=(lambda v: matches(if_none_match, tag_of(v))) if if_none_match else None)
-    return tag_of(version), found
+    async with db.tenant_versioned(tenant) as (conn, version):
+        tag = tag_of(version)
+        if matches(if_none_match, tag):
+            return tag, None
+        return tag, await read(conn)
 
 
 async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -16,8 +16,6 @@ from app.storage.queries import composed, q
 
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
 GROUP_COLUMNS = {"severity": "severity", "status": "status", "source": "source"}
-T = TypeVar("T")
-
 REPORT_FILTERS = ("severity", "status", "source", "subject", "labels", "since", "until")
 ROLLUP_FILTERS = ("severity", "status", "source")  # the rollup's own dimensions
 
@@ -125,21 +123,6 @@ async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any
     """One page (params["page_size"] items) as JSON."""
     cur = await conn.execute(_page_query(params, sort, descending), {"tenant": tenant, **params})
     return await _json_page(cur, params["page_size"])
-
-
-async def version_then(conn: Connection, *, tenant: str, unchanged: Callable[[int], bool] | None,
-                       read: Callable[[Connection], Awaitable[T]]) -> tuple[int, T | None]:
-    """The tenant's version and a read, in the caller's unit (pipelined or not). With
-    `unchanged`, the version is read first and the read skipped when it says the caller's
-    copy still holds."""
-    version_cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
-    if unchanged is not None:
-        version = await _version(version_cur)
-        if unchanged(version):
-            return version, None
-        return version, await read(conn)
-    found = await read(conn)  # pipelined, its first fetch brings the version's result along
-    return await _version(version_cur), found
 
 
 async def _version(cur: Any) -> int:
