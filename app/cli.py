@@ -46,11 +46,12 @@ def _demo_key(settings: config.Settings) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.services import exports, signing
+    from app.services.evidence import signing
+    from app.services.exports import signed_urls
 
     settings = config.load()
     signing.load(settings)  # fail here, clearly, rather than in every worker
-    exports.sign_secret(settings)
+    signed_urls.sign_secret(settings)
     app_url, owner_url, db = _database(settings)
     try:
         if not args.no_migrate:
@@ -252,7 +253,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 async def _rotate_encryption() -> int:
-    from app.services import alert_secrets
+    from app.services.alerts import channel_secrets
     from app.storage.db import Database
 
     settings = config.load()
@@ -260,7 +261,7 @@ async def _rotate_encryption() -> int:
     try:
         database = await Database(app_url, min_size=1, max_size=2).open(wait=30)
         try:
-            resealed, unreadable = await alert_secrets.reseal_all(db=database, settings=settings)
+            resealed, unreadable = await channel_secrets.reseal_all(db=database, settings=settings)
         finally:
             await database.close()
     finally:
@@ -279,7 +280,7 @@ async def _rotate_encryption() -> int:
 def cmd_rotate_encryption(_: argparse.Namespace) -> int:
     from app.config import ConfigError
     from app.errors import DomainError
-    from app.services.alert_secrets import SecretsUnreadable
+    from app.services.alerts.channel_secrets import SecretsUnreadable
 
     try:
         return asyncio.run(_rotate_encryption())
@@ -299,7 +300,7 @@ def _load_jwks(source: str) -> dict[str, Any]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from app.services.evidence import verify_bundle
+    from app.services.evidence.verification import verify_bundle
 
     try:
         data = Path(args.bundle).read_bytes()

@@ -64,6 +64,13 @@ class IdempotencyInFlight(Conflict):
     detail = "a request with this Idempotency-Key is still in flight; retry later"
 
 
+class Gone(DomainError):
+    """It existed and will not come back: an expired download link or export file."""
+
+    status = 410
+    detail = "gone"
+
+
 class PayloadTooLarge(DomainError):
     status = 413
 
@@ -121,6 +128,21 @@ class TooManyAttempts(RateLimited):
             self, f"more than {limit} attempts from this address in {window} s; "
             f"retry after {retry_after} s", limit=limit)
         self.retry_after = retry_after
+
+
+class TooManyExports(DomainError):
+    """The tenant's cap on queued or running exports; one finishing frees a place."""
+
+    status = 429
+
+    def __init__(self, *, limit: int, retry_after: int) -> None:
+        super().__init__(f"at most {limit} exports per tenant may be queued or running; "
+                         "retry when one has finished", limit=limit)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ServiceUnavailable(DomainError):

@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any
 from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
-from app.services import alert_secrets, exports, ops, signing
-from app.services import ingest as ingest_service
 from app.services import keys as key_service
+from app.services import ops
+from app.services.alerts import channel_secrets
+from app.services.evidence import signing
+from app.services.exports import signed_urls
+from app.services.ingest import service as ingest_service
+from app.services.ingest.group_commit import GroupCommitter
 from app.services.keys import KeyCache
 from app.services.ratelimit import RateLimiter
 from app.storage import changes
@@ -29,7 +33,7 @@ log = logging.getLogger("qc_collector.runtime")
 class Runtime:
     settings: Settings
     db: Database
-    committer: ingest_service.GroupCommitter
+    committer: GroupCommitter[ingest_service.Work]
     signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
@@ -99,15 +103,15 @@ async def start(settings: Settings) -> Runtime:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (qc-collector serve sets it in embedded mode)")
     signing_keys = signing.load(settings)  # refuses to start in production without a key
-    alert_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
-    exports.sign_secret(settings)  # likewise for the download-URL key
+    channel_secrets.vault(settings)  # likewise without ENCRYPTION_KEY
+    signed_urls.sign_secret(settings)  # likewise for the download-URL key
     db = Database(settings.database_url, min_size=settings.db_pool_min,
                   max_size=settings.db_pool_max, timeout=settings.db_pool_timeout,
                   prepare_threshold=settings.db_prepare_threshold,
                   read_conninfo=settings.database_read_url,
                   read_max_lag=settings.read_max_lag_seconds,
                   read_wait=settings.read_wait_seconds)
-    committer = ingest_service.GroupCommitter(db=db, alert_window=settings.alert_dedup_window)
+    committer = ingest_service.committer(db=db, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, db=db, committer=committer, signing=signing_keys,
                       limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))

@@ -123,7 +123,7 @@ def run(url: str, api_key: str, tenant: str | None = None) -> Smoke:
         return f"{answer.status} key {state['signature']['signing_key_id']}"
 
     def bundle() -> str:
-        from app.services.evidence import verify_bundle
+        from app.services.evidence.verification import verify_bundle
 
         answer = smoke.call("GET", f"/reports/{state['report']['id']}/bundle.zip")
         expect(answer.status == 200, f"status {answer.status}")

@@ -31,8 +31,11 @@ from procrastinate.jobs import Job
 from procrastinate.retry import RetryDecision
 
 from app.config import Settings
-from app.services import alert_channels, alert_dispatch, exports, retention, system_alerts
-from app.services import ingest as ingest_service
+from app.services import retention, system_alerts
+from app.services.alerts import channels, delivery
+from app.services.exports import job as export_job
+from app.services.exports import store as export_files
+from app.services.ingest import idempotency
 from app.storage.alerts import ALERT_QUEUE, DELIVER_TASK
 from app.storage.db import Database
 from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK
@@ -57,7 +60,7 @@ def _not_routine(record: logging.LogRecord) -> bool:
     what they log themselves are kept."""
     job = getattr(record, "job", None)
     task = job.get("task_name") if isinstance(job, dict) else getattr(record, "task_name", None)
-    if record.exc_info and isinstance(record.exc_info[1], alert_dispatch.DeliveryFailed):
+    if record.exc_info and isinstance(record.exc_info[1], delivery.DeliveryFailed):
         record.exc_info = None  # an expected failure, already logged with its reason
     return not (record.levelno <= logging.INFO and task in ROUTINE_TASKS)
 
@@ -85,10 +88,10 @@ class DeliveryRetry(procrastinate.BaseRetryStrategy):
         self.cap = settings.alert_retry_max_seconds
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if isinstance(exception, alert_dispatch.DeliveryFailed):
+        if isinstance(exception, delivery.DeliveryFailed):
             delay = exception.delay
         elif job.attempts < UNEXPECTED_RETRIES:
-            delay = alert_channels.backoff(job.attempts + 1, base=self.base, cap=self.cap)
+            delay = channels.backoff(job.attempts + 1, base=self.base, cap=self.cap)
         else:
             return None
         return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=delay))
@@ -99,6 +102,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
     assert settings.database_url is not None
     # The queue LISTENs for new jobs, which needs a session: behind a transaction-mode
     # pooler, WORKER_DATABASE_URL names a direct connection.
+    files = export_files.configured(settings)
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=settings.worker_database_url or settings.database_url, min_size=1, max_size=4,
         kwargs={"prepare_threshold": settings.db_prepare_threshold}))
@@ -107,14 +111,14 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
               retry=procrastinate.RetryStrategy(max_attempts=EXPORT_ATTEMPTS, wait=5))
     async def export(context: procrastinate.JobContext, tenant: str, export_id: str) -> None:
         try:
-            await exports.run(db=db, settings=settings, tenant=tenant,
-                              export_id=UUID(export_id))
+            await export_job.run(db=db, settings=settings, store=files, tenant=tenant,
+                                 export_id=UUID(export_id))
         except Exception as exc:
             if context.job.attempts >= EXPORT_ATTEMPTS:  # no retry follows this one
                 # the last attempt: the export must not stay "running" and hold a slot
-                await exports.give_up(db=db, tenant=tenant, export_id=UUID(export_id),
-                                      reason=f"{exc.__class__.__name__} after "
-                                             f"{EXPORT_ATTEMPTS + 1} attempts")
+                await export_job.give_up(db=db, tenant=tenant, export_id=UUID(export_id),
+                                         reason=f"{exc.__class__.__name__} after "
+                                                f"{EXPORT_ATTEMPTS + 1} attempts")
             raise
 
     @app.periodic(cron="0 3 * * *")
@@ -130,15 +134,15 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=silent_for):
             log.warning("retrying job %s (%s): its worker stopped", job.id, job.task_name)
             await app.job_manager.retry_job(job)
-        expired = await exports.expire_files(db=db, settings=settings)
+        expired = await export_job.expire_files(db=db, settings=settings, store=files)
         if expired:
             log.info("deleted %d expired export file(s)", expired)
 
     @app.periodic(cron="17 * * * *")
     @app.task(name="prune", queue=MAINTENANCE_QUEUE, queueing_lock="prune")
     async def prune(timestamp: int) -> None:
-        await alert_dispatch.prune(db=db)
-        gone = await ingest_service.prune_idempotency(
+        await delivery.prune(db=db)
+        gone = await idempotency.prune(
             db=db, older_than=datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_hours))
         if gone:
             log.info("pruned %d expired idempotency records", gone)
@@ -157,14 +161,14 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
     async def deliver(context: procrastinate.JobContext, tenant: str, delivery_id: str) -> None:
         assert http is not None, "a worker without ALERT_DISPATCH does not deliver"
         try:
-            await alert_dispatch.deliver(db=db, settings=settings, http=http, tenant=tenant,
-                                         delivery_id=UUID(delivery_id))
-        except alert_dispatch.DeliveryFailed:
+            await delivery.deliver(db=db, settings=settings, http=http, tenant=tenant,
+                                   delivery_id=UUID(delivery_id))
+        except delivery.DeliveryFailed:
             raise
         except Exception as exc:
             if context.job.attempts >= UNEXPECTED_RETRIES:  # no retry follows this one
                 with contextlib.suppress(Exception):
-                    await alert_dispatch.give_up(
+                    await delivery.give_up(
                         db=db, tenant=tenant, delivery_id=UUID(delivery_id),
                         reason=f"{exc.__class__.__name__} after {UNEXPECTED_RETRIES + 1} attempts")
             raise
@@ -173,7 +177,7 @@ def build(settings: Settings, db: Database, http: Any = None) -> procrastinate.A
         @app.periodic(cron="* * * * * *")
         @app.task(name=ANNOUNCE_TASK, queue=ALERT_QUEUE, queueing_lock=ANNOUNCE_TASK)
         async def announce(timestamp: int) -> None:
-            await alert_dispatch.announce(db=db)
+            await delivery.announce(db=db)
 
     return app
 
@@ -191,7 +195,7 @@ async def run(settings: Settings) -> None:
                         + (ALERT_CONCURRENCY if settings.alert_dispatch else 0),
                         timeout=settings.db_pool_timeout,
                         prepare_threshold=settings.db_prepare_threshold).open()
-    http = alert_dispatch.client(settings)
+    http = delivery.client(settings)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_routine)
     stopping = asyncio.Event()

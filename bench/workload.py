@@ -10,13 +10,12 @@ from uuid import UUID
 import uuid_utils
 from psycopg.types.json import Jsonb
 
-from app.services.ingest import prepare, prepare_all
+from app.services.ingest.submissions import prepare, prepare_all
+from app.storage.reports import INSERT_COLUMNS
 
 BATCH_SIZE = 500
-# The reports columns in the order of ingest.prepare's row, after tenant_id.
-REPORT_COLUMNS = ("tenant_id", "id", "received_at", "observed_at", "observed_at_raw", "source",
-                  "subject", "run_id", "labels", "status", "severity", "count_pass",
-                  "count_warn", "count_fail", "content_sha256", "canonical")
+# The reports columns of a prepared row (app/storage/reports.ReportRow), after tenant_id.
+REPORT_COLUMNS = ("tenant_id", *INSERT_COLUMNS)
 
 
 def report_body(n: int = 0) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def batch_body() -> dict[str, Any]:
 def canonical_size() -> int:
     """Length of the canonical bytes the app stores for report_body(): the seed pads to it."""
     prepared = prepare(report_body(), tenant="acme", received_at=datetime.now(UTC))
-    return len(prepared.row[-1])
+    return len(prepared.row.canonical)
 
 
 def copy_rows(tenant: str, count: int) -> list[tuple[Any, ...]]:
@@ -57,6 +56,7 @@ def copy_rows(tenant: str, count: int) -> list[tuple[Any, ...]]:
     rows = []
     for n in range(count):
         row = prepared[n % BATCH_SIZE].row
-        new_id = UUID(bytes=uuid_utils.uuid7().bytes)
-        rows.append((tenant, new_id, *row[1:7], Jsonb(row[7]), *row[8:]))
+        values = {name: getattr(row, name) for name in INSERT_COLUMNS}
+        values.update(id=UUID(bytes=uuid_utils.uuid7().bytes), labels=Jsonb(row.labels))
+        rows.append((tenant, *values.values()))
     return rows

@@ -7,7 +7,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from app.services import ingest
+from app.services.ingest import service as ingest
+from app.services.ingest.submissions import PreparedReport, prepare_all
 from app.storage.db import Database
 from tools.liveserver import key_for
 
@@ -55,15 +56,15 @@ def small_report(*, status: str = "fail", severity: str = "block", **fields: Any
 
 
 async def store(db: Database, tenant: str, *batches: list[dict[str, Any]], alert_window: int = 300,
-                now: datetime | None = None) -> list[ingest.PreparedReport]:
+                now: datetime | None = None) -> list[PreparedReport]:
     """Stores submissions the way POST /ingest/qc(/batch) does, through the group committer:
     one commit per batch (a batch of one is a single ingest). Returns what was prepared."""
-    committer = ingest.GroupCommitter(db=db, alert_window=alert_window)
+    committer = ingest.committer(db=db, alert_window=alert_window)
     committer.start()
-    stored: list[ingest.PreparedReport] = []
+    stored: list[PreparedReport] = []
     try:
         for batch in batches:
-            prepared = ingest.prepare_all(batch, tenant=tenant, batch=len(batch) > 1, now=now)
+            prepared = prepare_all(batch, tenant=tenant, batch=len(batch) > 1, now=now)
             await committer.submit(ingest.Work(tenant, prepared))
             stored += prepared
     finally:

@@ -10,7 +10,7 @@ from connexion.lifecycle import ConnexionResponse
 from app import runtime
 from app.errors import NotFound
 from app.handlers._http import header, json, not_modified, principal
-from app.services import evidence
+from app.services.evidence import bundles, signatures
 
 
 def _report_id(raw: str) -> UUID:
@@ -22,15 +22,15 @@ def _report_id(raw: str) -> UUID:
 
 async def sign_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     rt = runtime.get()
-    record = await evidence.sign(db=rt.db, keys=rt.signing, principal=principal(token_info),
-                                 report_id=_report_id(id))
+    record = await signatures.sign(db=rt.db, keys=rt.signing, principal=principal(token_info),
+                                   report_id=_report_id(id))
     return json(record.body, 201 if record.created else 200)
 
 
 async def get_bundle(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     report_id = _report_id(id)
-    found = await evidence.bundle(db=runtime.get().db, tenant=principal(token_info).tenant,
-                                  report_id=report_id, if_none_match=header("if-none-match"))
+    found = await bundles.bundle(db=runtime.get().db, tenant=principal(token_info).tenant,
+                                 report_id=report_id, if_none_match=header("if-none-match"))
     if found.data is None:
         return not_modified(found.etag)
     return ConnexionResponse(status_code=200, body=found.data, content_type="application/zip",

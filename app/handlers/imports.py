@@ -1,4 +1,4 @@
-"""POST /ingest/{format}: a raw result file in, its reports stored (app/services/imports)."""
+"""POST /ingest/{format}: a raw result file in, its reports stored (app/services/ingest/imports.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from app import runtime
 from app.handlers._http import header, json, principal
 from app.importers import Options
 from app.observability import INGESTED
-from app.services import imports as import_service
+from app.services.ingest import imports as import_service
 
 
 class _RawBodyNotices(logging.Filter):
@@ -46,4 +46,4 @@ async def import_file(token_info: dict[str, Any], format: str, source: str,
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     for severity in result.severities:
         INGESTED.labels(severity).inc()
-    return json(result.body, result.status, headers)
+    return json(result.answer.body, 201, headers)

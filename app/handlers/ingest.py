@@ -9,7 +9,7 @@ from connexion.lifecycle import ConnexionResponse
 from app import runtime
 from app.handlers._http import body, header, json, principal
 from app.observability import INGESTED
-from app.services import ingest as ingest_service
+from app.services.ingest import service as ingest_service
 from generated.types import BatchSubmission, ReportSubmission
 
 
@@ -22,13 +22,13 @@ async def _ingest(token_info: dict[str, Any], operation: str,
         idempotency_key=header("idempotency-key"), idempotency_ttl=rt.idempotency_ttl,
         in_flight_timeout=rt.in_flight_timeout)
     headers = {}
-    if result.location:
-        headers["Location"] = result.location
+    if result.answer.report_id is not None:
+        headers["Location"] = f"/reports/{result.answer.report_id}"
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     for severity in result.severities:
         INGESTED.labels(severity).inc()
-    return json(result.body, result.status, headers)
+    return json(result.answer.body, 201, headers)
 
 
 async def ingest_report(token_info: dict[str, Any]) -> ConnexionResponse:

@@ -31,7 +31,8 @@ from typing import Any
 import httpx
 
 from app.config import Settings
-from app.services import alert_channels, alert_secrets
+from app.services.alerts import channel_secrets as alert_secrets
+from app.services.alerts import channels as alert_channels
 from app.storage import alerts as alert_store
 from app.storage.db import Database
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -91,22 +91,25 @@ async def expire(conn: Connection, *, older_than: datetime) -> list[tuple[str, U
     return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
 
-COLUMNS = {
-    "ndjson": ("canonical",),
-    "csv": ("id", "received_at", "observed_at_raw", "source", "subject", "run_id", "status",
-            "severity", "count_pass", "count_warn", "count_fail", "labels", "content_sha256",
-            "signed"),
-}
+# What an export may select of a report (labels as JSON text, as a file shows them).
+EXPORTABLE = frozenset({"id", "received_at", "observed_at_raw", "source", "subject", "run_id",
+                        "status", "severity", "count_pass", "count_warn", "count_fail",
+                        "labels", "content_sha256", "signed", "canonical"})
 
 
-async def stream_rows(conn: Connection, *, tenant: str, fmt: str, params: dict[str, Any],
+async def stream_rows(conn: Connection, *, tenant: str, columns: Sequence[str],
+                      params: dict[str, Any],
                       batch: int = 5000) -> AsyncIterator[list[tuple[Any, ...]]]:
-    """Batches of rows from a server-side (named) cursor: memory stays flat whatever the
-    export size. The caller holds the transaction open around the iteration."""
-    columns = sql.SQL(", ").join(
-        sql.SQL("labels::text") if c == "labels" else sql.Identifier(c) for c in COLUMNS[fmt])
+    """Batches of rows, `columns` in the order asked, from a server-side (named) cursor:
+    memory stays flat whatever the export size. The caller holds the transaction open
+    around the iteration."""
+    unknown = set(columns) - EXPORTABLE
+    if unknown:
+        raise ValueError(f"not an exportable column: {sorted(unknown)}")
+    selected = sql.SQL(", ").join(
+        sql.SQL("labels::text") if c == "labels" else sql.Identifier(c) for c in columns)
     async with conn.cursor(name="export_rows") as cur:
-        query = composed("export_rows", columns=columns,
+        query = composed("export_rows", columns=selected,
                          filters=filter_sql(params, REPORT_FILTERS[:5]))
         await cur.execute(query, {"tenant": tenant, **params})
         while rows := await cur.fetchmany(batch):

@@ -17,10 +17,22 @@ async def claim(conn: Connection, *, tenant: str, key: str, fingerprint: str) ->
     return await cur.fetchone() is not None
 
 
+# A stored answer keeps the status and Location columns in the form every version has
+# written and read (201, /reports/{id}), so a rollback still replays what this one stored;
+# above storage the answer is its body and the report it created.
+_CREATED = 201
+_REPORT_PATH = "/reports/"
+
+
 async def get(conn: Connection, *, tenant: str, key: str) -> dict[str, Any] | None:
+    """fingerprint, state, created_at, response_body and report_id (None for a batch)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(q("get_idempotency_key"), {"tenant": tenant, "key": key})
-        return await cur.fetchone()
+        record = await cur.fetchone()
+    if record is not None:
+        location = record.pop("location")
+        record["report_id"] = location.removeprefix(_REPORT_PATH) if location else None
+    return record
 
 
 async def reclaim(conn: Connection, *, tenant: str, key: str, fingerprint: str,
@@ -32,10 +44,11 @@ async def reclaim(conn: Connection, *, tenant: str, key: str, fingerprint: str,
     return await cur.fetchone() is not None
 
 
-async def complete(conn: Connection, *, tenant: str, key: str, status: int, body: bytes,
-                   location: str | None) -> None:
+async def complete(conn: Connection, *, tenant: str, key: str, body: bytes,
+                   report_id: str | None) -> None:
     await conn.execute(q("complete_idempotency_key"), {
-        "tenant": tenant, "key": key, "status": status, "body": body, "location": location,
+        "tenant": tenant, "key": key, "status": _CREATED, "body": body,
+        "location": _REPORT_PATH + report_id if report_id else None,
     })
 
 

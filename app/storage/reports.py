@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -47,9 +47,30 @@ async def bump_version(conn: Connection, *, tenant: str) -> None:
     await conn.execute(q("bump_version"), {"tenant": tenant})
 
 
-INSERT_COLUMNS = ("id", "received_at", "observed_at", "observed_at_raw", "source", "subject",
-                  "run_id", "labels", "status", "severity", "count_pass", "count_warn",
-                  "count_fail", "content_sha256", "canonical")
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 µs more per report
+class ReportRow:
+    """One stored report, as the ingest writes it. The column list lives here alone:
+    INSERT_COLUMNS (and the bench's COPY) derive from these fields, and orjson writes the
+    record by field name (no intermediate dict per row)."""
+
+    id: UUID
+    received_at: datetime
+    observed_at: datetime | None
+    observed_at_raw: str
+    source: str
+    subject: str
+    run_id: str | None
+    labels: dict[str, str]
+    status: str
+    severity: str
+    count_pass: int
+    count_warn: int
+    count_fail: int
+    content_sha256: str
+    canonical: bytes
+
+
+INSERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ReportRow))
 
 
 def _json_default(value: Any) -> Any:
@@ -58,11 +79,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-async def insert_rows(conn: Connection, *, tenant: str, rows: Sequence[Sequence[Any]]) -> None:
-    """rows: (id, received_at, observed_at, observed_at_raw, source, subject, run_id,
-    labels dict, status, severity, pass, warn, fail, sha256, canonical bytes)."""
-    records = [dict(zip(INSERT_COLUMNS, row, strict=True)) for row in rows]
-    payload = orjson.dumps(records, default=_json_default).decode()
+async def insert_rows(conn: Connection, *, tenant: str, rows: Sequence[ReportRow]) -> None:
+    payload = orjson.dumps(rows, default=_json_default).decode()
     await conn.execute(q("insert_reports"), {"tenant": tenant, "rows": payload})
 
 

@@ -11,7 +11,7 @@ import orjson
 import psycopg
 import pytest
 
-from app.services.exports import url_signature
+from app.services.exports.signed_urls import url_signature
 from tests.factories import headers, report
 
 
@@ -112,3 +112,22 @@ def test_other_tenants_cannot_see_an_export(http, worker, source):
     r = http.post("/exports", json={"format": "ndjson", "since": "-1h",
                                     "filters": {"source": [source[0]]}}, headers=headers())
     assert http.get(f"/exports/{r.json()['id']}", headers=headers("globex")).status_code == 404
+
+
+def test_the_list_pages_by_following_its_link(http, database):
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        ids = [uuid.uuid4() for _ in range(3)]
+        for export_id in ids:  # finished exports of globex, rows only
+            conn.execute("INSERT INTO exports (tenant_id, id, status, format, since, until,"
+                         " filters, request_hash) VALUES ('globex', %s, 'failed', 'csv', now(),"
+                         " now(), '{}', %s)", (export_id, uuid.uuid4().hex))
+    seen, url = [], "/exports?limit=1"
+    while url:
+        r = http.get(url, headers=headers("globex", "auditor"))
+        assert r.status_code == 200 and len(r.json()["items"]) <= 1
+        seen += [item["id"] for item in r.json()["items"]]
+        link = r.headers.get("link")
+        assert (link is None) == (r.json()["next_cursor"] is None)
+        url = link.split(">", 1)[0].lstrip("<") if link else None
+        assert url is None or (url.startswith("/exports?") and "limit=1" in url)
+    assert {str(i) for i in ids} <= set(seen) and len(seen) == len(set(seen))

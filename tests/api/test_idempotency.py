@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import psycopg
 
-from app.services.ingest import fingerprint
+from app.services.ingest.idempotency import fingerprint
 from tests.factories import headers, report
 
 
@@ -22,9 +23,30 @@ def test_same_key_same_body_replays_the_first_answer(http):
     assert first.status_code == second.status_code == 201
     assert second.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    assert second.json() == first.json() and second.headers["location"] == first.headers["location"]
+    assert second.content == first.content  # the stored bytes, not a re-rendering
+    assert second.headers["location"] == first.headers["location"]
     listed = http.get("/reports", params={"subject": body["subject"]}, headers=headers())
     assert len(listed.json()["items"]) == 1  # stored once
+
+
+def test_an_answer_stored_by_an_earlier_version_replays_byte_for_byte(http, database):
+    # the row as every version before the ingest package wrote it: status, Location, body
+    # (here the body of a real answer, so that it is a valid summary)
+    body = report()
+    first = http.post("/ingest/qc", json=body, headers=headers())
+    report_id = first.json()["id"]
+    stored = orjson.dumps(first.json(), option=orjson.OPT_INDENT_2)  # other bytes, same JSON
+    key = uuid.uuid4().hex
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO idempotency_keys (tenant_id, key, fingerprint, state,"
+                     " response_status, response_body, location)"
+                     " VALUES ('acme', %s, %s, 'done', 201, %s, %s)",
+                     (key, fingerprint("ingest.ingest_report", body), stored,
+                      f"/reports/{report_id}"))
+    r = post(http, body, key)
+    assert r.status_code == 201 and r.content == stored
+    assert r.headers["location"] == f"/reports/{report_id}"
+    assert r.headers["idempotent-replayed"] == "true"
 
 
 def test_same_key_different_body_is_422_and_stores_nothing(http):

@@ -17,7 +17,11 @@ from pytest_httpserver import HTTPServer
 
 from app import worker
 from app.config import Settings
-from app.services import alert_dispatch, alerts, ingest, system_alerts
+from app.services import system_alerts
+from app.services.alerts import delivery
+from app.services.alerts import rules as alert_rules
+from app.services.ingest import service as ingest
+from app.services.ingest.submissions import prepare_all
 from app.services.principal import Principal
 from app.storage.db import Database
 from tests.factories import small_report, store
@@ -41,7 +45,7 @@ async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_
     tenant = f"outbox-{uuid.uuid4().hex[:8]}"
     settings = Settings(data_dir=tmp_path, encryption_key=KEY)
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
-    await alerts.create_rule(db=db, settings=settings, principal=admin, request={
+    await alert_rules.create_rule(db=db, settings=settings, principal=admin, request={
         "name": "prod blockers", "match": {"severity": ["block"], "labels": {"env": "prod"}},
         "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
     mixed = [submission("a", "block"), submission("b", "warn"), submission("c", "block")]
@@ -49,7 +53,7 @@ async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_
     async with db.system() as conn:
         with pytest.raises(RuntimeError):
             async with conn.transaction():
-                await ingest.write(conn, [ingest.Work(tenant, ingest.prepare_all(
+                await ingest.write(conn, [ingest.Work(tenant, prepare_all(
                     mixed, tenant=tenant, batch=True))], alert_window=3600)
                 raise RuntimeError("the commit fails")
     assert windows(database, tenant) == []
@@ -99,8 +103,8 @@ async def test_system_alerts_are_deduplicated_and_critical_ones_page(migrated_db
                                         level="error", facts={"dead_deliveries": 2})
     await system_alerts.raise_alert(db=migrated_db, settings=settings, check="database_capacity",
                                     level="critical", facts={"percent": 101.0})
-    assert await alert_dispatch.announce(db=migrated_db) == 2
-    assert await alert_dispatch.announce(db=migrated_db) == 0  # the repeats wait for the summary
+    assert await delivery.announce(db=migrated_db) == 2
+    assert await delivery.announce(db=migrated_db) == 0  # the repeats wait for the summary
     await run_alert_jobs(migrated_db, settings)
     slack = [m["text"] for m in posted(receiver, "/slack")]
     assert len(slack) == 2, slack  # one message per alert
@@ -123,7 +127,7 @@ def jobs(db: Database, task: str) -> list[str]:
 
 async def run_alert_jobs(db: Database, settings: Settings) -> None:
     """A procrastinate worker on the alert queue, until no job is due."""
-    http = alert_dispatch.client(settings)
+    http = delivery.client(settings)
     try:
         app = worker.build(settings, db, http)
         async with app.open_async():
@@ -141,20 +145,20 @@ async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_
     sending = replace(created, alerts_allow_private_targets=False, alert_max_attempts=5,
                       database_url=migrated_db.conninfo, pagerduty_events_url=receiver.url_for("/pd"))
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
-    rule = await alerts.create_rule(db=migrated_db, settings=created, principal=admin, request={
+    rule = await alert_rules.create_rule(db=migrated_db, settings=created, principal=admin, request={
         "name": "guarded", "match": {"severity": ["block"]},
         "channels": [{"type": "webhook", "url": receiver.url_for("/hook"), "secret": "s" * 20}],
         "fallback": {"type": "pagerduty", "routing_key": "F" * 32}})
     await store(migrated_db, tenant, [submission("a", "block")])
     assert jobs(migrated_db, "alerts.deliver") == []
-    assert await alert_dispatch.announce(db=migrated_db) == 1
+    assert await delivery.announce(db=migrated_db) == 1
     # the delivery row and its job were committed together
     assert jobs(migrated_db, "alerts.deliver") == ["todo"]
     await run_alert_jobs(migrated_db, sending)
     assert receiver.log == []  # no request ever reached a refused (private, http) target
-    page = await alerts.list_notifications(db=migrated_db, tenant=tenant, status="dead",
-                                           rule_id=UUID(rule["id"]), limit=10, cursor=None,
-                                           if_none_match=None)
+    page = await alert_rules.list_notifications(db=migrated_db, tenant=tenant, status="dead",
+                                                rule_id=UUID(rule["id"]), limit=10, cursor=None,
+                                                if_none_match=None)
     (item,) = page.items or []
     hook, fallback = item["deliveries"]
     # at once, not after ALERT_MAX_ATTEMPTS: the fallback (refused too) is the dead letter
@@ -169,26 +173,26 @@ async def test_a_delivery_whose_job_gives_up_is_dead_lettered_not_left_sending(
     tenant = "gives-up"
     settings = Settings(data_dir=tmp_path, encryption_key=KEY)
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
-    rule = await alerts.create_rule(db=migrated_db, settings=settings, principal=admin, request={
+    rule = await alert_rules.create_rule(db=migrated_db, settings=settings, principal=admin, request={
         "name": "r", "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
     await store(migrated_db, tenant, [submission("a", "block")])
-    assert await alert_dispatch.announce(db=migrated_db) == 1
+    assert await delivery.announce(db=migrated_db) == 1
     with psycopg.connect(migrated_db.conninfo) as conn:  # an attempt began, then its worker died
         conn.execute("SELECT set_config('app.tenant', %s, false)", (tenant,))
         (delivery_id,) = conn.execute("UPDATE alert_deliveries SET status = 'sending'"
                                       " WHERE tenant_id = %s RETURNING id", (tenant,)).fetchone()
-    await alert_dispatch.give_up(db=migrated_db, tenant=tenant, delivery_id=delivery_id,
-                                 reason="OperationalError after 11 attempts")
-    page = await alerts.list_notifications(db=migrated_db, tenant=tenant, status="dead",
-                                           rule_id=UUID(rule["id"]), limit=10, cursor=None,
-                                           if_none_match=None)
+    await delivery.give_up(db=migrated_db, tenant=tenant, delivery_id=delivery_id,
+                           reason="OperationalError after 11 attempts")
+    page = await alert_rules.list_notifications(db=migrated_db, tenant=tenant, status="dead",
+                                                rule_id=UUID(rule["id"]), limit=10, cursor=None,
+                                                if_none_match=None)
     (item,) = page.items or []
     assert item["last_error"] == "OperationalError after 11 attempts"
 
 
 async def test_an_unreachable_database_pages_directly_once_per_window(receiver, tmp_path):
     settings = system_settings(receiver, tmp_path)
-    http = alert_dispatch.client(settings)
+    http = delivery.client(settings)
     watch = system_alerts.DatabaseWatch(
         db=Database(f"postgresql://app@127.0.0.1:{free_port()}/gone"), settings=settings,
         http=http)

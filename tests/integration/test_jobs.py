@@ -10,8 +10,12 @@ import psycopg
 import pytest
 
 from app.config import Settings
-from app.errors import Conflict
-from app.services import exports, retention
+from app.errors import Conflict, TooManyExports
+from app.services import retention
+from app.services.exports import job as export_job
+from app.services.exports import rules as exports
+from app.services.exports import views as export_views
+from app.services.exports.store import LocalDiskStore
 from app.services.principal import Principal
 from tests import factories
 from tests.factories import small_report
@@ -47,7 +51,7 @@ async def test_an_identical_request_returns_the_running_export_and_a_third_is_re
     assert again.export_id == first.export_id
     await exports.create(db=db, settings=settings, principal=who,
                          request={"format": "ndjson", "since": "-1d"})
-    with pytest.raises(exports.TooManyExports):
+    with pytest.raises(TooManyExports):
         await exports.create(db=db, settings=settings, principal=who,
                              request={"format": "ndjson", "since": "-2d"})
 
@@ -58,9 +62,10 @@ async def test_an_export_over_the_row_limit_fails_with_the_reason(isolated):
     settings = replace(settings, export_max_rows=2)
     accepted = await exports.create(db=db, settings=settings, principal=principal(),
                                     request={"format": "ndjson", "since": "-1h"})
-    await exports.run(db=db, settings=settings, tenant=TENANT, export_id=accepted.export_id)
-    view = await exports.get(db=db, settings=settings, tenant=TENANT,
-                             export_id=accepted.export_id, if_none_match=None)
+    await export_job.run(db=db, settings=settings, store=LocalDiskStore(settings.exports_path),
+                         tenant=TENANT, export_id=accepted.export_id)
+    view = await export_views.get(db=db, settings=settings, tenant=TENANT,
+                                  export_id=accepted.export_id, if_none_match=None)
     assert view.body["status"] == "failed" and "EXPORT_MAX_ROWS (2)" in view.body["error"]
     assert view.body["download_url"] is None
     assert list((settings.exports_path / TENANT).iterdir()) == []  # no partial file left

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from app.config import Settings
-from app.services import exports
+from app.services.exports import rules as exports
 from app.services.principal import Principal
 from app.storage.db import Database
 from tools.liveserver import LiveDatabase, start_worker

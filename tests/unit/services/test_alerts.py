@@ -18,9 +18,10 @@ import pytest
 
 from app import config, worker
 from app.config import ConfigError, Settings
-from app.services import alert_channels, alert_dispatch, alert_secrets, alert_targets, system_alerts
-from app.services.alert_channels import Message, backoff, header_value, parse_retry_after, redact, signature
-from app.services.alert_targets import TargetRefused, address_allowed, check_url
+from app.services import system_alerts
+from app.services.alerts import channel_secrets, channels, delivery, ssrf_guard
+from app.services.alerts.channels import Message, backoff, header_value, parse_retry_after, redact, signature
+from app.services.alerts.ssrf_guard import TargetRefused, address_allowed, check_url
 
 SLACK = "https://hooks.slack.com/services/T0001/B0001/abcdefghijklmnopqrstuvwx"
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
@@ -32,32 +33,33 @@ def key() -> str:
 
 
 def test_sealed_channel_secrets_open_only_in_their_row_and_under_their_key(tmp_path):
-    vault = alert_secrets.vault(Settings(data_dir=tmp_path, encryption_key=key()))
-    sealed = vault.seal({"url": SLACK}, context=alert_secrets.rule_context("acme", "r1"))
+    vault = channel_secrets.vault(Settings(data_dir=tmp_path, encryption_key=key()))
+    sealed = vault.seal({"url": SLACK}, context=channel_secrets.rule_context("acme", "r1"))
     assert SLACK.encode() not in sealed and b"hooks.slack" not in sealed
-    assert vault.open(sealed, context=alert_secrets.rule_context("acme", "r1")) == {"url": SLACK}
-    with pytest.raises(alert_secrets.SecretsUnreadable):  # copied into another tenant's row
-        vault.open(sealed, context=alert_secrets.rule_context("globex", "r1"))
-    with pytest.raises(alert_secrets.SecretsUnreadable, match="another ENCRYPTION_KEY"):
-        alert_secrets.Vault(os.urandom(32)).open(sealed, context=alert_secrets.rule_context("acme", "r1"))
+    assert vault.open(sealed, context=channel_secrets.rule_context("acme", "r1")) == {"url": SLACK}
+    with pytest.raises(channel_secrets.SecretsUnreadable):  # copied into another tenant's row
+        vault.open(sealed, context=channel_secrets.rule_context("globex", "r1"))
+    with pytest.raises(channel_secrets.SecretsUnreadable, match="another ENCRYPTION_KEY"):
+        channel_secrets.Vault(os.urandom(32)).open(sealed, context=channel_secrets.rule_context("acme", "r1"))
     tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
-    with pytest.raises(alert_secrets.SecretsUnreadable):
-        vault.open(tampered, context=alert_secrets.rule_context("acme", "r1"))
+    with pytest.raises(channel_secrets.SecretsUnreadable):
+        vault.open(tampered, context=channel_secrets.rule_context("acme", "r1"))
 
 
 def test_encryption_key_is_required_in_production_and_generated_elsewhere(tmp_path):
     with pytest.raises(ConfigError, match="ENCRYPTION_KEY is required"):
-        alert_secrets.vault(Settings(environment="production", data_dir=tmp_path))
+        channel_secrets.vault(Settings(environment="production", data_dir=tmp_path))
     with pytest.raises(ConfigError, match="32 bytes"):
-        alert_secrets.vault(Settings(data_dir=tmp_path, encryption_key=base64.b64encode(b"x" * 16).decode()))
-    dev = alert_secrets.vault(Settings(data_dir=tmp_path / "dev"))
+        channel_secrets.vault(Settings(data_dir=tmp_path,
+                                       encryption_key=base64.b64encode(b"x" * 16).decode()))
+    dev = channel_secrets.vault(Settings(data_dir=tmp_path / "dev"))
     assert (tmp_path / "dev" / "encryption-key").stat().st_mode & 0o077 == 0
-    again = alert_secrets.vault(Settings(data_dir=tmp_path / "dev", log_level="DEBUG"))
+    again = channel_secrets.vault(Settings(data_dir=tmp_path / "dev", log_level="DEBUG"))
     assert again.key_id == dev.key_id  # the same generated key for the API and the worker
 
 
 def test_masked_views_never_show_a_secret():
-    views = [alert_secrets.view(c) for c in (
+    views = [channel_secrets.view(c) for c in (
         {"type": "slack", "url": SLACK},
         {"type": "pagerduty", "routing_key": ROUTING_KEY},
         {"type": "webhook", "url": "https://hooks.example.com/qc/T0K3N-in-the-path-0001",
@@ -70,7 +72,7 @@ def test_masked_views_never_show_a_secret():
     text = repr(views)
     for secret in ("T0001/B0001", ROUTING_KEY, WEBHOOK_SECRET, "T0K3N"):
         assert secret not in text
-    assert alert_secrets.target({"type": "pagerduty", "routing_key": "short"}) == "routing key …"
+    assert channel_secrets.target({"type": "pagerduty", "routing_key": "short"}) == "routing key …"
 
 
 @pytest.mark.parametrize("url", [
@@ -90,20 +92,20 @@ def test_the_ssrf_guard_allows_public_https_and_private_only_when_told():
     check_url(SLACK, allow_private=False)
     check_url("https://8.8.8.8/hook", allow_private=False)
     check_url("http://127.0.0.1:8080/hook", allow_private=True)
-    assert alert_targets.address_allowed("1.1.1.1")
-    assert not alert_targets.address_allowed("::ffff:10.0.0.1")
+    assert ssrf_guard.address_allowed("1.1.1.1")
+    assert not ssrf_guard.address_allowed("::ffff:10.0.0.1")
 
 
 async def test_the_guard_checks_every_resolved_address_at_connect_time():
     # a name that passes the static check but resolves to loopback (DNS rebinding) is
     # refused where the connection is made, whatever the URL looked like
-    backend = alert_targets.GuardedBackend(allow_private=False)
+    backend = ssrf_guard.GuardedBackend(allow_private=False)
     with pytest.raises(TargetRefused, match="non-public"):
         await backend.connect_tcp("localhost", 443)
-    async with alert_targets.client(allow_private=False, timeout=2) as client:
+    async with ssrf_guard.client(allow_private=False, timeout=2) as client:
         with pytest.raises(TargetRefused):
             await client.get("https://localhost:1/")
-    outcome = await alert_channels._post(
+    outcome = await channels._post(
         httpx.AsyncClient(), "https://127.0.0.1/x", b"{}", {}, [], allow_private=False)
     assert not outcome.ok and outcome.permanent and "refused" in (outcome.error or "")
 
@@ -145,14 +147,14 @@ def test_webhook_signature_is_hmac_sha256_over_timestamp_and_body():
 
 
 def test_renderings_carry_the_dedup_key_and_pagerduty_fields():
-    pd = alert_channels.pagerduty_payload(message(), ROUTING_KEY)
+    pd = channels.pagerduty_payload(message(), ROUTING_KEY)
     assert pd["event_action"] == "trigger" and pd["dedup_key"] == "k" * 32
     assert pd["routing_key"] == ROUTING_KEY
     assert pd["payload"]["severity"] == "critical" and pd["payload"]["source"] == "qc-collector/acme"
     assert pd["payload"]["summary"].startswith("blockers:")
-    slack = alert_channels.slack_payload(message(summary="a <b> & c"))
+    slack = channels.slack_payload(message(summary="a <b> & c"))
     assert slack["text"].startswith("[critical]") and "&lt;b&gt; &amp;" in slack["blocks"][0]["text"]["text"]
-    mail = alert_channels.email_message(message(), sender="qcc@example.com", to=["ops@example.com"])
+    mail = channels.email_message(message(), sender="qcc@example.com", to=["ops@example.com"])
     assert mail["X-QCC-Dedup-Key"] == "k" * 32 and "dataset:orders" in mail.get_content()
 
 
@@ -197,7 +199,7 @@ def test_a_failed_delivery_runs_again_after_its_recorded_delay_and_other_failure
     strategy = worker.DeliveryRetry(Settings(alert_retry_base_seconds=1, alert_retry_max_seconds=8))
     now = datetime.now(UTC)
     # the delay the service recorded (at least a receiver's Retry-After) is the job's wait
-    decision = strategy.get_retry_decision(exception=alert_dispatch.DeliveryFailed(30.0, "HTTP 429"),
+    decision = strategy.get_retry_decision(exception=delivery.DeliveryFailed(30.0, "HTTP 429"),
                                            job=_job(0))
     assert decision is not None and decision.retry_at is not None
     assert timedelta(seconds=29) < decision.retry_at - now < timedelta(seconds=31)
@@ -242,20 +244,20 @@ def test_routine_job_lines_stay_out_of_the_worker_log_but_their_problems_do_not(
     assert not worker._not_routine(record(logging.INFO, "alerts.announce"))
     assert worker._not_routine(record(logging.ERROR, "alerts.announce"))
     assert worker._not_routine(record(logging.INFO, "export"))
-    retried = record(logging.INFO, "alerts.deliver", alert_dispatch.DeliveryFailed(2.0, "HTTP 500"))
+    retried = record(logging.INFO, "alerts.deliver", delivery.DeliveryFailed(2.0, "HTTP 500"))
     assert worker._not_routine(retried) and retried.exc_info is None  # no traceback for it
 
 
 def test_the_keyring_opens_old_seals_and_reseals_under_the_current_key() -> None:
     old, new = b"o" * 32, b"n" * 32
-    sealed = alert_secrets.Vault(old).seal({"url": "https://x"}, context="ctx")
-    ring = alert_secrets.Vault(new, (old,))
+    sealed = channel_secrets.Vault(old).seal({"url": "https://x"}, context="ctx")
+    ring = channel_secrets.Vault(new, (old,))
     assert ring.open(sealed, context="ctx") == {"url": "https://x"} and not ring.current(sealed)
     fresh = ring.reseal(sealed, context="ctx")
-    assert ring.current(fresh) and alert_secrets.Vault(new).open(fresh, context="ctx")
-    with pytest.raises(alert_secrets.SecretsUnreadable):
-        alert_secrets.Vault(new).open(sealed, context="ctx")
-    with pytest.raises(alert_secrets.SecretsUnreadable):
+    assert ring.current(fresh) and channel_secrets.Vault(new).open(fresh, context="ctx")
+    with pytest.raises(channel_secrets.SecretsUnreadable):
+        channel_secrets.Vault(new).open(sealed, context="ctx")
+    with pytest.raises(channel_secrets.SecretsUnreadable):
         ring.open(fresh, context="another rule")
 
 

@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.config import ConfigError, Settings
-from app.services import signing
 from app.services.canonical import canonical_bytes, derive
-from app.services.evidence import build_bundle, verify_bundle
+from app.services.evidence import signing
+from app.services.evidence.bundles import build_bundle
+from app.services.evidence.verification import verify_bundle
 
 REPORT_ID = "01a20073-fc37-7660-843e-4f424f12b07b"
 
@@ -169,7 +170,7 @@ def test_key_loading_rules(tmp_path: Path):
 
 
 def test_export_url_key_rules(tmp_path: Path):
-    from app.services.exports import sign_secret
+    from app.services.exports.signed_urls import sign_secret
 
     with pytest.raises(ConfigError, match="EXPORT_SIGN_SECRET"):
         sign_secret(Settings(data_dir=tmp_path, environment="production"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.exports import csv_cell
+from app.services.exports.job import csv_cell
 
 
 @pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])

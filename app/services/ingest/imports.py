@@ -9,7 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 from app import importers
-from app.services import ingest as ingest_service
+from app.services.ingest import idempotency
+from app.services.ingest import service as ingest_service
+from app.services.ingest.group_commit import GroupCommitter
 from app.storage.db import Database
 
 OPERATION = "imports.import_file"
@@ -24,14 +26,14 @@ def request_fingerprint(fmt: str, raw: bytes, options: importers.Options) -> dic
 
 def derived_key(request: dict[str, Any]) -> str:
     """The Idempotency-Key of an import that sent none: re-sending the file is a replay."""
-    return "import-" + ingest_service.fingerprint(OPERATION, request)
+    return "import-" + idempotency.fingerprint(OPERATION, request)
 
 
-async def import_file(*, db: Database, committer: ingest_service.GroupCommitter, tenant: str,
+async def import_file(*, db: Database, committer: GroupCommitter[ingest_service.Work], tenant: str,
                       fmt: str, raw: bytes, options: importers.Options, idempotency_key: str | None,
                       idempotency_ttl: timedelta,
-                      in_flight_timeout: timedelta = ingest_service.IN_FLIGHT_TIMEOUT,
-                      ) -> ingest_service.IngestResult:
+                      in_flight_timeout: timedelta = idempotency.IN_FLIGHT_TIMEOUT,
+                      ) -> ingest_service.Ingested:
     # Parsing a 10 MiB file takes a while: off the event loop.
     submissions = await asyncio.to_thread(importers.to_reports, fmt, raw, options)
     request = request_fingerprint(fmt, raw, options)

@@ -25,8 +25,8 @@ import httpx
 import orjson
 
 from app.config import Settings
-from app.services.alert_secrets import secret_strings
-from app.services.alert_targets import TargetRefused, check_url
+from app.services.alerts.channel_secrets import secret_strings
+from app.services.alerts.ssrf_guard import TargetRefused, check_url
 
 PD_SEVERITY = {"critical": "critical", "error": "error", "warning": "warning", "info": "info"}
 RETRY_AFTER_CAP = 3600.0

@@ -1,9 +1,9 @@
 """Alert rules (create, list, delete) and the tenant's notification delivery log.
 
-A rule's channel configurations are sealed (alert_secrets) in the same transaction that
+A rule's channel configurations are sealed (channel_secrets) in the same transaction that
 stores the rule; what the API shows back is masked. Matching happens in SQL, in the
-ingest transaction (storage.alerts.enqueue); delivery is alert_dispatch's, as jobs on the
-worker's queue.
+ingest transaction (storage.alerts.enqueue); delivery is the `delivery` module's, as jobs
+on the worker's queue.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import orjson
 
 from app.config import Settings
 from app.errors import NotFound, Unprocessable
-from app.services import alert_secrets, cursors
-from app.services.alert_targets import TargetRefused, check_url
+from app.services import cursors
+from app.services.alerts import channel_secrets
+from app.services.alerts.ssrf_guard import TargetRefused, check_url
 from app.services.canonical import rfc3339
 from app.services.principal import Principal
 from app.services.reports import etag, matches
@@ -86,10 +87,10 @@ async def create_rule(*, db: Database, settings: Settings, principal: Principal,
         if not 1 <= len(key) <= LABEL_KEY_MAX or "\x00" in key:  # jsonb refuses NUL
             raise _refuse("/match/labels",
                           f"label keys must be 1-{LABEL_KEY_MAX} characters without NUL")
-    vault = alert_secrets.vault(settings)
+    vault = channel_secrets.vault(settings)
     tenant, rule_id = principal.tenant, uuid.uuid4()
     sealed = vault.seal({"channels": channels, "fallback": fallback},
-                        context=alert_secrets.rule_context(tenant, rule_id))
+                        context=channel_secrets.rule_context(tenant, rule_id))
     async with db.tenant(tenant, actor_key=principal.key_id,
                                   pipeline=False) as conn:
         await alert_store.lock_tenant_rules(conn, tenant=tenant)
@@ -98,8 +99,8 @@ async def create_rule(*, db: Database, settings: Settings, principal: Principal,
                                 limit=MAX_RULES)
         row = await alert_store.create_rule(
             conn, tenant=tenant, rule_id=rule_id, name=request["name"], match=match,
-            channels=[alert_secrets.view(c) for c in channels],
-            fallback=alert_secrets.view(fallback) if fallback is not None else None,
+            channels=[channel_secrets.view(c) for c in channels],
+            fallback=channel_secrets.view(fallback) if fallback is not None else None,
             secrets=sealed, created_by=principal.key_id)
     return _rule_view(row)
 

@@ -31,8 +31,8 @@ from uuid import UUID
 import httpx
 
 from app.config import Settings
-from app.services import alert_channels, alert_secrets, alert_targets
-from app.services.alert_channels import Message, Outcome
+from app.services.alerts import channel_secrets, channels, ssrf_guard
+from app.services.alerts.channels import Message, Outcome
 from app.services.canonical import rfc3339
 from app.storage import alerts as alert_store
 from app.storage.db import Database
@@ -138,8 +138,8 @@ async def _announce(db: Database, tenant: str) -> int:
 
 
 def client(settings: Settings) -> httpx.AsyncClient:
-    return alert_targets.client(allow_private=settings.alerts_allow_private_targets,
-                                timeout=settings.alert_send_timeout)
+    return ssrf_guard.client(allow_private=settings.alerts_allow_private_targets,
+                             timeout=settings.alert_send_timeout)
 
 
 async def deliver(*, db: Database, settings: Settings, http: httpx.AsyncClient, tenant: str,
@@ -154,7 +154,7 @@ async def deliver(*, db: Database, settings: Settings, http: httpx.AsyncClient, 
     outcome = Outcome(False, error="channel no longer configured", permanent=True)
     try:
         config, fallback = _configs(settings, tenant, row)
-    except alert_secrets.SecretsUnreadable as exc:
+    except channel_secrets.SecretsUnreadable as exc:
         outcome = Outcome(False, error=f"channel secrets unreadable: {exc}", permanent=True)
     if config is not None:
         message = Message(
@@ -165,7 +165,7 @@ async def deliver(*, db: Database, settings: Settings, http: httpx.AsyncClient, 
             window_start=rfc3339(row["window_start"]),
             window_end=rfc3339(row["window_end"]), details=row["details"])
         try:
-            outcome = await alert_channels.send(http, settings, config, message)
+            outcome = await channels.send(http, settings, config, message)
         except Exception as exc:  # a bug in a channel is a failed attempt, not a lost one
             outcome = Outcome(False, error=f"send failed: {exc.__class__.__name__}")
     delay = await db.idempotent(lambda: _record(db, settings, tenant, row, outcome, fallback))
@@ -189,14 +189,14 @@ def _configs(settings: Settings, tenant: str,
     if row["sealed"] is None:
         return None, None
     sealed, _ = row["sealed"]
-    opened = alert_secrets.vault(settings).open(
-        sealed, context=alert_secrets.rule_context(tenant, row["rule_id"]))
+    opened = channel_secrets.vault(settings).open(
+        sealed, context=channel_secrets.rule_context(tenant, row["rule_id"]))
     fallback = opened.get("fallback")
     if row["channel_no"] == FALLBACK:
         return fallback, None
     channels = opened["channels"]
     config = channels[row["channel_no"]] if row["channel_no"] < len(channels) else None
-    return config, alert_secrets.view(fallback) if fallback else None
+    return config, channel_secrets.view(fallback) if fallback else None
 
 
 async def _record(db: Database, settings: Settings, tenant: str, row: dict[str, Any],
@@ -213,7 +213,7 @@ async def _record(db: Database, settings: Settings, tenant: str, row: dict[str, 
             return None
         exhausted = outcome.permanent or row["attempts"] >= settings.alert_max_attempts
         if not exhausted:
-            delay = alert_channels.backoff(
+            delay = channels.backoff(
                 row["attempts"], base=settings.alert_retry_base_seconds,
                 cap=settings.alert_retry_max_seconds, retry_after=outcome.retry_after)
             await alert_store.record_delivery(conn, tenant=tenant, delivery_id=row["id"],
