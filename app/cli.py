@@ -129,7 +129,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def _keys(args: argparse.Namespace) -> int:
-    from app.services import keys as key_service
+    from app.services.access import keys as key_service
     from app.storage.db import Database
 
     settings = config.load()

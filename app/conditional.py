@@ -6,7 +6,7 @@ change version) teaches the process which ETag that URL has for that tenant. Pos
 announces every change of a tenant at commit (app/storage/changes.py, migration 0011);
 the announcement forgets what the process knew about the tenant. A later request for
 the same URL whose If-None-Match holds that ETag, carrying an X-Api-Key this process
-already verified (the key cache of app/services/keys.py, which bounds how long a revoked
+already verified (the key cache of app/services/access/keys.py, which bounds how long a revoked
 key works), passes the same refused-credential throttle, role guard (generated from the spec's
 x-roles), X-Tenant check and tenant rate limit as the full path, and is answered 304.
 Anything else — unknown URL, other ETag, session cookie, a refusal — takes the full path,
@@ -30,8 +30,8 @@ from typing import Any
 from app import runtime
 from app.errors import DomainError
 from app.observability import request_state
-from app.security import failure_throttle, guard
-from app.services import keys as key_service
+from app.security import guard
+from app.services.access import keys as key_service
 
 # Reads whose ETag is a function of (tenant version, URL) and nothing else (no "now").
 CACHEABLE = frozenset({"reports.list_reports", "reports.get_report"})
@@ -174,7 +174,7 @@ class ConditionalReads:
             return False
         client = scope.get("client")
         try:
-            failure_throttle(rt.settings).check(str(client[0]) if client else "unknown")
+            rt.credential_throttle.check(str(client[0]) if client else "unknown")
             guard(principal, known.operation,
                   x_tenant.decode("latin-1") if x_tenant is not None else None)
             rt.limiter.take(principal.tenant)

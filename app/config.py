@@ -1,11 +1,35 @@
-"""Settings: the environment turned into one typed object. Nothing else reads os.environ."""
+"""Settings: the environment turned into one typed object. Nothing else reads os.environ.
+
+Each setting is declared once, in `Settings` (pydantic-settings): its environment variable,
+its default and how its text is read. An unset or empty variable means the default (except
+COLLECTOR_ENV, HOST and LOG_LEVEL, where an empty value is taken as written); a bad value
+stops the start with a ConfigError that names the variable (`load`).
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ROLES = ("viewer", "operator", "auditor", "admin")
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -49,156 +73,239 @@ def parse_api_keys(raw: str) -> tuple[BootstrapKey, ...]:
     return tuple(keys)
 
 
-def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.get(name, "")
-    if raw == "":
-        return default
+def _name(info: ValidationInfo) -> str:
+    """The environment variable a field is read from (its name in messages)."""
+    return ENV_NAMES.get(info.field_name or "", info.field_name or "settings")
+
+
+def _default(info: ValidationInfo) -> Any:
+    return Settings.model_fields[info.field_name or ""].get_default(call_default_factory=True)
+
+
+def _minimum(field: str) -> object:
+    """The field's minimum as declared (1, not the 1.0 pydantic compares a float with)."""
+    return next(m.ge for m in Settings.model_fields[field].metadata if hasattr(m, "ge"))
+
+
+def _int(raw: Any, info: ValidationInfo) -> Any:
+    if not isinstance(raw, str):
+        return raw
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}")
-    return value
+        raise ConfigError(f"{_name(info)} must be an integer, got {raw!r}") from None
 
 
-def _float(env: dict[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name, "")
-    if raw == "":
-        return default
+def _float(raw: Any, info: ValidationInfo) -> Any:
+    if not isinstance(raw, str):
+        return raw
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum:  # also refuses NaN
-        raise ConfigError(f"{name} must be >= {minimum}")
+        raise ConfigError(f"{_name(info)} must be a number, got {raw!r}") from None
+    if value != value:  # NaN passes no minimum
+        raise ConfigError(f"{_name(info)} must be >= {_minimum(info.field_name or '')}")
     return value
 
 
-def _bool(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
+def _bool(raw: Any, info: ValidationInfo) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    word = raw.strip().lower()
+    if word == "":
+        return _default(info)
+    if word in ("1", "true", "yes", "on"):
         return True
-    if raw in ("0", "false", "no", "off"):
+    if word in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    raise ConfigError(f"{_name(info)} must be true or false, got {word!r}")
 
 
-def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+def _words(raw: Any) -> Any:
+    """A comma-separated list; blanks around and between entries are dropped."""
+    if not isinstance(raw, str):
+        return raw
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
 
 
-def _metrics_token(env: dict[str, str]) -> str | None:
+def _api_keys(raw: Any) -> Any:
+    return parse_api_keys(raw) if isinstance(raw, str) else raw
+
+
+def _prepare_threshold(raw: Any, info: ValidationInfo) -> Any:
+    """DB_PREPARE_THRESHOLD: psycopg's prepare_threshold; `off` never prepares."""
+    if isinstance(raw, str) and raw.strip().lower() in ("off", "none", "false"):
+        return None
+    return _int(raw, info)
+
+
+def _metrics_token(token: str | None) -> str | None:
     # Required to serve in production (app/handlers/metrics.py); the worker has none.
-    token = env.get("METRICS_TOKEN") or None
     if token is not None and len(token) < 16:
         raise ConfigError("METRICS_TOKEN must be at least 16 characters")
     return token
 
 
-def _prepare_threshold(env: dict[str, str]) -> int | None:
-    """DB_PREPARE_THRESHOLD: psycopg's prepare_threshold; `off` never prepares."""
-    if env.get("DB_PREPARE_THRESHOLD", "").strip().lower() in ("off", "none", "false"):
-        return None
-    return _int(env, "DB_PREPARE_THRESHOLD", 5)
+def _environment(raw: Any) -> Any:
+    if raw not in ("development", "production", "test"):
+        raise ConfigError("COLLECTOR_ENV must be development, production or test")
+    return raw
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    environment: str = "development"
-    database_url: str | None = None
-    database_migrate_url: str | None = None
-    data_dir: Path = Path("var")
-    host: str = "127.0.0.1"
-    port: int = 9090
-    workers: int = 2
-    api_keys: tuple[BootstrapKey, ...] = ()
-    rate_limit_per_tenant: int = 200
-    rate_limit_burst: int = 400
-    max_body_bytes: int = 1024 * 1024
-    max_batch_body_bytes: int = 10 * 1024 * 1024
+def _absolute(path: Path | None) -> Path | None:
+    return path.absolute() if path is not None else None
+
+
+Int = Annotated[int, BeforeValidator(_int)]
+Float = Annotated[float, BeforeValidator(_float)]
+Bool = Annotated[bool, BeforeValidator(_bool)]
+Words = Annotated[tuple[str, ...], BeforeValidator(_words)]
+
+
+def env(name: str, default: Any = None, *, minimum: float | None = None, secret: bool = False,
+        **extra: Any) -> Any:
+    """A setting read from the environment variable `name`."""
+    return Field(default, validation_alias=name, ge=minimum, repr=not secret, **extra)
+
+
+# load(env): the mapping read instead of the process environment
+_GIVEN: ContextVar[Mapping[str, str] | None] = ContextVar("qcc_settings_env", default=None)
+
+# Variables where an empty value is a value (every other empty variable means unset).
+EMPTY_IS_A_VALUE = frozenset({"COLLECTOR_ENV", "HOST", "LOG_LEVEL"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=True, extra="ignore", enable_decoding=False,
+        validate_by_name=True, validate_by_alias=True, validate_default=False)
+
+    environment: Annotated[Literal["development", "production", "test"],
+                           BeforeValidator(_environment)] = env("COLLECTOR_ENV", "development")
+    database_url: str | None = env("DATABASE_URL")
+    # unset: DATABASE_URL (filled in by _unset_empty)
+    database_migrate_url: str | None = env("DATABASE_MIGRATE_URL")
+    data_dir: Annotated[Path, AfterValidator(_absolute)] = env(
+        "COLLECTOR_DATA_DIR", Path("var"), validate_default=True)
+    host: str = env("HOST", "127.0.0.1")
+    port: Int = env("PORT", 9090, minimum=1)
+    workers: Int = env("WEB_CONCURRENCY", 2, minimum=1)
+    api_keys: Annotated[tuple[BootstrapKey, ...], BeforeValidator(_api_keys)] = env(
+        "API_KEYS", (), secret=True)
+    rate_limit_per_tenant: Int = env("RATE_LIMIT_PER_TENANT", 200, minimum=0)
+    rate_limit_burst: Int = env("RATE_LIMIT_BURST", 400, minimum=0)
+    max_body_bytes: Int = env("MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+    max_batch_body_bytes: Int = env("MAX_BATCH_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
     # request limits beyond bodies (app/server.py: the head; app/guard.py: the rest)
     # above what the contract allows (GET /reports: ~54 KB of percent-encoded, bounded
     # filters in up to 131 parameters): a valid request is never refused
-    max_header_bytes: int = 96 * 1024
-    max_headers: int = 100
-    max_url_bytes: int = 64 * 1024
-    max_query_params: int = 200
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    forwarded_allow_ips: str = ""
-    cors_allow_origins: tuple[str, ...] = ()
-    idempotency_ttl_hours: int = 24
-    idempotency_in_flight_seconds: int = 60
-    batch_concurrency: int = 2
-    db_pool_min: int = 2
-    db_pool_max: int = 10
-    db_pool_timeout: float = 10.0
+    max_header_bytes: Int = env("MAX_HEADER_BYTES", 96 * 1024, minimum=4096)
+    max_headers: Int = env("MAX_HEADERS", 100, minimum=10)
+    max_url_bytes: Int = env("MAX_URL_BYTES", 64 * 1024, minimum=1024)
+    max_query_params: Int = env("MAX_QUERY_PARAMS", 200, minimum=10)
+    header_timeout: Float = env("HEADER_TIMEOUT", 10.0, minimum=0.5)
+    body_timeout: Float = env("BODY_TIMEOUT", 60.0, minimum=0.5)
+    forwarded_allow_ips: Annotated[str, AfterValidator(str.strip)] = env("FORWARDED_ALLOW_IPS", "")
+    cors_allow_origins: Words = env("CORS_ALLOW_ORIGINS", ())
+    idempotency_ttl_hours: Int = env("IDEMPOTENCY_TTL_HOURS", 24, minimum=24)
+    idempotency_in_flight_seconds: Int = env("IDEMPOTENCY_IN_FLIGHT_SECONDS", 60, minimum=1)
+    batch_concurrency: Int = env("BATCH_CONCURRENCY", 2, minimum=1)
+    db_pool_min: Int = env("DB_POOL_MIN", 2, minimum=1)
+    db_pool_max: Int = env("DB_POOL_MAX", 10, minimum=1)
+    db_pool_timeout: Float = env("DB_POOL_TIMEOUT", 10.0, minimum=0.1)
     # None: no server-side prepared statements (behind PgBouncer < 1.21 in transaction mode)
-    db_prepare_threshold: int | None = 5
-    worker_database_url: str | None = None
+    db_prepare_threshold: Annotated[int | None, BeforeValidator(_prepare_threshold)] = env(
+        "DB_PREPARE_THRESHOLD", 5, minimum=0)
+    worker_database_url: str | None = env("WORKER_DATABASE_URL")
     # read replica: DATABASE_READ_URL unset = every read on the primary
-    database_read_url: str | None = None
-    read_max_lag_seconds: float = 5.0
-    read_wait_seconds: float = 0.1
-    log_level: str = "INFO"
-    metrics_token: str | None = field(default=None, repr=False)
-    auth_failures_per_minute: int = 30
-    key_rotation_grace: int = 86_400
-    prometheus_multiproc_dir: str | None = None
-    git_sha: str | None = None  # qcc_build_info; images set GIT_SHA at build time
-    otel_exporter_otlp_endpoint: str | None = None  # tracing is off unless set
-    otel_service_name: str = "qc-collector"
-    validate_responses: bool = False
-    signing_key: str | None = field(default=None, repr=False)
-    signing_keys_retired: str | None = None
-    export_dir: Path | None = None
-    export_max_days: int = 31
-    export_max_rows: int = 1_000_000
-    export_sign_secret: str | None = field(default=None, repr=False)
-    export_sign_secrets_old: tuple[str, ...] = field(default=(), repr=False)
-    export_url_ttl: int = 900
-    export_ttl: int = 86_400
-    retention_plan_ttl: int = 3600
-    retention_days: int = 90
-    retention_batch: int = 5000
-    worker_concurrency: int = 2
-    worker_heartbeat: float = 10.0
-    collector_url: str | None = None
-    smoke_api_key: str | None = field(default=None, repr=False)
-    smoke_tenant: str | None = None
+    database_read_url: str | None = env("DATABASE_READ_URL")
+    read_max_lag_seconds: Float = env("READ_MAX_LAG_SECONDS", 5.0, minimum=0.1)
+    read_wait_seconds: Float = env("READ_WAIT_SECONDS", 0.1, minimum=0.0)
+    log_level: Annotated[str, AfterValidator(str.upper)] = env("LOG_LEVEL", "INFO")
+    metrics_token: Annotated[str | None, AfterValidator(_metrics_token)] = env(
+        "METRICS_TOKEN", secret=True)
+    auth_failures_per_minute: Int = env("AUTH_FAILURES_PER_MINUTE", 30, minimum=0)
+    key_rotation_grace: Int = env("KEY_ROTATION_GRACE", 86_400, minimum=0)
+    prometheus_multiproc_dir: str | None = env("PROMETHEUS_MULTIPROC_DIR")
+    git_sha: str | None = env("GIT_SHA")  # qcc_build_info; images set GIT_SHA at build time
+    otel_exporter_otlp_endpoint: str | None = env("OTEL_EXPORTER_OTLP_ENDPOINT")  # tracing off unless set
+    otel_service_name: str = env("OTEL_SERVICE_NAME", "qc-collector")
+    validate_responses: Bool = env("VALIDATE_RESPONSES", False)
+    signing_key: str | None = env("SIGNING_KEY", secret=True)
+    signing_keys_retired: str | None = env("SIGNING_KEYS_RETIRED")
+    export_dir: Annotated[Path | None, AfterValidator(_absolute)] = env("EXPORT_DIR")
+    export_max_days: Int = env("EXPORT_MAX_DAYS", 31, minimum=1)
+    export_max_rows: Int = env("EXPORT_MAX_ROWS", 1_000_000, minimum=1)
+    export_sign_secret: str | None = env("EXPORT_SIGN_SECRET", secret=True)
+    export_sign_secrets_old: Words = env("EXPORT_SIGN_SECRETS_OLD", (), secret=True)
+    export_url_ttl: Int = env("EXPORT_URL_TTL", 900, minimum=1)
+    export_ttl: Int = env("EXPORT_TTL", 86_400, minimum=1)
+    retention_plan_ttl: Int = env("RETENTION_PLAN_TTL", 3600, minimum=1)
+    retention_days: Int = env("RETENTION_DAYS", 90, minimum=0)
+    retention_batch: Int = env("RETENTION_BATCH", 5000, minimum=1)
+    worker_concurrency: Int = env("WORKER_CONCURRENCY", 2, minimum=1)
+    # whole seconds in the environment
+    worker_heartbeat: Annotated[float, BeforeValidator(_int)] = env(
+        "WORKER_HEARTBEAT_SECONDS", 10.0, minimum=1)
+    collector_url: str | None = env("COLLECTOR_URL")
+    smoke_api_key: str | None = env("API_KEY", secret=True)
+    smoke_tenant: str | None = env("TENANT_ID")
     # alerts
-    encryption_key: str | None = field(default=None, repr=False)
-    encryption_keys_old: tuple[str, ...] = field(default=(), repr=False)
-    alert_dedup_window: int = 300
-    alerts_allow_private_targets: bool = False
-    alert_dispatch: bool = True
-    alert_poll_seconds: float = 1.0
-    alert_max_attempts: int = 5
-    alert_retry_base_seconds: float = 2.0
-    alert_retry_max_seconds: float = 300.0
-    alert_send_timeout: float = 10.0
-    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_from: str = "qc-collector@localhost"
-    smtp_username: str | None = None
-    smtp_password: str | None = field(default=None, repr=False)
-    smtp_starttls: bool = True
-    slack_webhook_url: str | None = field(default=None, repr=False)
-    pagerduty_integration_key: str | None = field(default=None, repr=False)
-    email_recipients: tuple[str, ...] = ()
-    system_alert_interval: float = 60.0
-    alert_db_size_bytes: int = 0
+    encryption_key: str | None = env("ENCRYPTION_KEY", secret=True)
+    encryption_keys_old: Words = env("ENCRYPTION_KEYS_OLD", (), secret=True)
+    alert_dedup_window: Int = env("ALERT_DEDUP_WINDOW", 300, minimum=1)
+    alerts_allow_private_targets: Bool = env("ALERTS_ALLOW_PRIVATE_TARGETS", False)
+    alert_dispatch: Bool = env("ALERT_DISPATCH", True)
+    alert_poll_seconds: Float = env("ALERT_POLL_SECONDS", 1.0, minimum=0.05)
+    alert_max_attempts: Int = env("ALERT_MAX_ATTEMPTS", 5, minimum=1)
+    alert_retry_base_seconds: Float = env("ALERT_RETRY_BASE_SECONDS", 2.0, minimum=0.01)
+    alert_retry_max_seconds: Float = env("ALERT_RETRY_MAX_SECONDS", 300.0, minimum=0.01)
+    alert_send_timeout: Float = env("ALERT_SEND_TIMEOUT", 10.0, minimum=0.1)
+    pagerduty_events_url: str = env("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
+    smtp_host: str | None = env("SMTP_HOST")
+    smtp_port: Int = env("SMTP_PORT", 587, minimum=1)
+    smtp_from: str = env("SMTP_FROM", "qc-collector@localhost")
+    smtp_username: str | None = env("SMTP_USERNAME")
+    smtp_password: str | None = env("SMTP_PASSWORD", secret=True)
+    smtp_starttls: Bool = env("SMTP_STARTTLS", True)
+    slack_webhook_url: str | None = env("SLACK_WEBHOOK_URL", secret=True)
+    pagerduty_integration_key: str | None = env("PAGERDUTY_INTEGRATION_KEY", secret=True)
+    email_recipients: Words = env("EMAIL_RECIPIENTS", ())
+    system_alert_interval: Float = env("SYSTEM_ALERT_INTERVAL", 60.0, minimum=1.0)
+    alert_db_size_bytes: Int = env("ALERT_DB_SIZE_BYTES", 0, minimum=0)
     # ops metrics
-    ops_flush_seconds: float = 2.0
+    ops_flush_seconds: Float = env("OPS_FLUSH_SECONDS", 2.0, minimum=0.1)
     # console (BFF) sessions
-    console_session_ttl: int = 8 * 3600
-    console_session_idle: int = 1800
-    console_insecure_cookies: bool = False
-    console_login_per_minute: int = 10
+    console_session_ttl: Int = env("CONSOLE_SESSION_TTL", 8 * 3600, minimum=60)
+    console_session_idle: Int = env("CONSOLE_SESSION_IDLE", 1800, minimum=60)
+    console_insecure_cookies: Bool = env("CONSOLE_INSECURE_COOKIES", False)
+    console_login_per_minute: Int = env("CONSOLE_LOGIN_PER_MINUTE", 10, minimum=0)
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The process environment (no .env file, no secrets dir) or load()'s mapping, by
+        # the variables' exact names only (pydantic-settings' own env source would also
+        # take a field's name, e.g. `port`).
+        given = _GIVEN.get()
+        environ = os.environ if given is None else given
+        variables = set(ENV_NAMES.values())
+        return init_settings, InitSettingsSource(
+            settings_cls, init_kwargs={k: v for k, v in environ.items() if k in variables})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_empty(cls, data: Any) -> Any:
+        """An empty variable is an unset one; DATABASE_MIGRATE_URL defaults to DATABASE_URL."""
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if v != "" or k in EMPTY_IS_A_VALUE}
+        if "DATABASE_MIGRATE_URL" not in data and "DATABASE_URL" in data:
+            data["DATABASE_MIGRATE_URL"] = data["DATABASE_URL"]
+        return data
 
     @property
     def embedded(self) -> bool:
@@ -209,97 +316,29 @@ class Settings:
         return self.export_dir or (self.data_dir / "exports")
 
 
+# field name -> environment variable
+ENV_NAMES: dict[str, str] = {name: str(f.validation_alias) for name, f in Settings.model_fields.items()}
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
-    env = dict(os.environ if env is None else env)
-    environment = env.get("COLLECTOR_ENV", "development")
-    if environment not in ("development", "production", "test"):
-        raise ConfigError("COLLECTOR_ENV must be development, production or test")
-    database_url = env.get("DATABASE_URL") or None
-    return Settings(
-        environment=environment,
-        database_url=database_url,
-        database_migrate_url=env.get("DATABASE_MIGRATE_URL") or database_url,
-        data_dir=Path(env.get("COLLECTOR_DATA_DIR") or "var").absolute(),
-        host=env.get("HOST", "127.0.0.1"),
-        port=_int(env, "PORT", 9090, minimum=1),
-        workers=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
-        api_keys=parse_api_keys(env.get("API_KEYS", "")),
-        rate_limit_per_tenant=_int(env, "RATE_LIMIT_PER_TENANT", 200),
-        rate_limit_burst=_int(env, "RATE_LIMIT_BURST", 400),
-        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
-        max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
-        max_header_bytes=_int(env, "MAX_HEADER_BYTES", 96 * 1024, minimum=4096),
-        max_headers=_int(env, "MAX_HEADERS", 100, minimum=10),
-        max_url_bytes=_int(env, "MAX_URL_BYTES", 64 * 1024, minimum=1024),
-        max_query_params=_int(env, "MAX_QUERY_PARAMS", 200, minimum=10),
-        header_timeout=_float(env, "HEADER_TIMEOUT", 10.0, minimum=0.5),
-        body_timeout=_float(env, "BODY_TIMEOUT", 60.0, minimum=0.5),
-        forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
-        cors_allow_origins=_list(env, "CORS_ALLOW_ORIGINS"),
-        idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24, minimum=24),
-        idempotency_in_flight_seconds=_int(env, "IDEMPOTENCY_IN_FLIGHT_SECONDS", 60, minimum=1),
-        batch_concurrency=_int(env, "BATCH_CONCURRENCY", 2, minimum=1),
-        db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
-        db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
-        db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 10.0, minimum=0.1),
-        db_prepare_threshold=_prepare_threshold(env),
-        worker_database_url=env.get("WORKER_DATABASE_URL") or None,
-        database_read_url=env.get("DATABASE_READ_URL") or None,
-        read_max_lag_seconds=_float(env, "READ_MAX_LAG_SECONDS", 5.0, minimum=0.1),
-        read_wait_seconds=_float(env, "READ_WAIT_SECONDS", 0.1),
-        log_level=env.get("LOG_LEVEL", "INFO").upper(),
-        metrics_token=_metrics_token(env),
-        auth_failures_per_minute=_int(env, "AUTH_FAILURES_PER_MINUTE", 30),
-        key_rotation_grace=_int(env, "KEY_ROTATION_GRACE", 86_400),
-        prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-        git_sha=env.get("GIT_SHA") or None,
-        otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
-        otel_service_name=env.get("OTEL_SERVICE_NAME") or "qc-collector",
-        validate_responses=_bool(env, "VALIDATE_RESPONSES", False),
-        signing_key=env.get("SIGNING_KEY") or None,
-        signing_keys_retired=env.get("SIGNING_KEYS_RETIRED") or None,
-        export_dir=Path(env["EXPORT_DIR"]).absolute() if env.get("EXPORT_DIR") else None,
-        export_max_days=_int(env, "EXPORT_MAX_DAYS", 31, minimum=1),
-        export_max_rows=_int(env, "EXPORT_MAX_ROWS", 1_000_000, minimum=1),
-        export_sign_secret=env.get("EXPORT_SIGN_SECRET") or None,
-        export_sign_secrets_old=_list(env, "EXPORT_SIGN_SECRETS_OLD"),
-        export_url_ttl=_int(env, "EXPORT_URL_TTL", 900, minimum=1),
-        export_ttl=_int(env, "EXPORT_TTL", 86_400, minimum=1),
-        retention_plan_ttl=_int(env, "RETENTION_PLAN_TTL", 3600, minimum=1),
-        retention_days=_int(env, "RETENTION_DAYS", 90),
-        retention_batch=_int(env, "RETENTION_BATCH", 5000, minimum=1),
-        worker_concurrency=_int(env, "WORKER_CONCURRENCY", 2, minimum=1),
-        worker_heartbeat=float(_int(env, "WORKER_HEARTBEAT_SECONDS", 10, minimum=1)),
-        collector_url=env.get("COLLECTOR_URL") or None,
-        smoke_api_key=env.get("API_KEY") or None,
-        smoke_tenant=env.get("TENANT_ID") or None,
-        encryption_key=env.get("ENCRYPTION_KEY") or None,
-        encryption_keys_old=_list(env, "ENCRYPTION_KEYS_OLD"),
-        alert_dedup_window=_int(env, "ALERT_DEDUP_WINDOW", 300, minimum=1),
-        alerts_allow_private_targets=_bool(env, "ALERTS_ALLOW_PRIVATE_TARGETS", False),
-        alert_dispatch=_bool(env, "ALERT_DISPATCH", True),
-        alert_poll_seconds=_float(env, "ALERT_POLL_SECONDS", 1.0, minimum=0.05),
-        alert_max_attempts=_int(env, "ALERT_MAX_ATTEMPTS", 5, minimum=1),
-        alert_retry_base_seconds=_float(env, "ALERT_RETRY_BASE_SECONDS", 2.0, minimum=0.01),
-        alert_retry_max_seconds=_float(env, "ALERT_RETRY_MAX_SECONDS", 300.0, minimum=0.01),
-        alert_send_timeout=_float(env, "ALERT_SEND_TIMEOUT", 10.0, minimum=0.1),
-        pagerduty_events_url=env.get("PAGERDUTY_EVENTS_URL")
-        or "https://events.pagerduty.com/v2/enqueue",
-        smtp_host=env.get("SMTP_HOST") or None,
-        smtp_port=_int(env, "SMTP_PORT", 587, minimum=1),
-        smtp_from=env.get("SMTP_FROM") or "qc-collector@localhost",
-        smtp_username=env.get("SMTP_USERNAME") or None,
-        smtp_password=env.get("SMTP_PASSWORD") or None,
-        smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
-        slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
-        pagerduty_integration_key=env.get("PAGERDUTY_INTEGRATION_KEY") or None,
-        email_recipients=tuple(a.strip() for a in env.get("EMAIL_RECIPIENTS", "").split(",")
-                               if a.strip()),
-        system_alert_interval=_float(env, "SYSTEM_ALERT_INTERVAL", 60.0, minimum=1.0),
-        alert_db_size_bytes=_int(env, "ALERT_DB_SIZE_BYTES", 0),
-        ops_flush_seconds=_float(env, "OPS_FLUSH_SECONDS", 2.0, minimum=0.1),
-        console_session_ttl=_int(env, "CONSOLE_SESSION_TTL", 8 * 3600, minimum=60),
-        console_session_idle=_int(env, "CONSOLE_SESSION_IDLE", 1800, minimum=60),
-        console_insecure_cookies=_bool(env, "CONSOLE_INSECURE_COOKIES", False),
-        console_login_per_minute=_int(env, "CONSOLE_LOGIN_PER_MINUTE", 10),
-    )
+    """The settings from `env` (default: the process environment); a bad value raises
+    ConfigError naming its variable."""
+    token = _GIVEN.set(env)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    finally:
+        _GIVEN.reset(token)
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return cause
+    name = str(error["loc"][0]) if error["loc"] else "settings"
+    field = next((f for f, variable in ENV_NAMES.items() if name in (f, variable)), None)
+    if error["type"] == "greater_than_equal" and field is not None:
+        return ConfigError(f"{ENV_NAMES[field]} must be >= {_minimum(field)}")
+    return ConfigError(f"{name}: {error['msg']}")

@@ -40,7 +40,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from app.services.principal import Principal
+from app.services.access.principal import Principal
+from app.services.ops.metrics import LATENCY_BUCKETS, OPS
 
 log = logging.getLogger("qc_collector.access")
 
@@ -50,7 +51,7 @@ REQUESTS = Counter("qcc_http_requests_total", "HTTP requests by operation, statu
                    ["operation", "status", "kind"])
 LATENCY = Histogram("qcc_http_request_duration_seconds", "HTTP request latency by operation",
                     ["operation", "kind"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5))
+                    buckets=LATENCY_BUCKETS)
 INGESTED = Counter("qcc_reports_ingested_total", "Reports stored, by severity", ["severity"])
 REJECTED = Counter("qcc_requests_rejected_total",
                    "API requests refused, by tenant and reason (unauthenticated, forbidden,"
@@ -66,10 +67,6 @@ POOL = Gauge("qcc_db_pool", "Connections of this pod's pools by pool and state"
 
 HANDLER_PACKAGE = "app.handlers."
 INGEST_OPERATIONS = frozenset({"ingest.ingest_report", "ingest.ingest_batch"})
-# Ops latency histogram bounds in seconds (+Inf is the last bucket); migration 0007.
-OPS_LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# /ops/metrics keeps refusals by status code (its documented shape)
-REJECTION_REASONS = {"400", "401", "403", "404", "409", "413", "415", "422", "429"}
 # /metrics names the reason with a word
 REJECTION_WORDS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                    413: "too_large", 415: "invalid", 422: "invalid", 429: "rate_limited"}
@@ -160,55 +157,6 @@ def request_kind(path: str) -> str:
     return "api"
 
 
-class OpsAccumulator:
-    """Per-tenant request counts per minute for /ops/metrics, kept in process memory only
-    until the next flush (app.services.ops.flush_loop adds them to PostgreSQL with one
-    upsert, so every worker and replica contributes). Requests without an authenticated
-    tenant belong to no tenant and are only in Prometheus."""
-
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, int, bool], list[int]] = {}
-        self.rejections: dict[tuple[str, int, str], int] = {}
-
-    def add(self, tenant: str, ingest: bool, status: int, elapsed: float,
-            now: float | None = None) -> None:
-        minute = int((now if now is not None else time.time()) // 60) * 60
-        row = self.requests.get((tenant, minute, ingest))
-        if row is None:
-            row = self.requests[(tenant, minute, ingest)] = [0] * (3 + len(OPS_LATENCY_BOUNDS) + 1)
-        row[0] += 1
-        if 400 <= status < 500:
-            row[1] += 1
-        elif status >= 500:
-            row[2] += 1
-        bucket = len(OPS_LATENCY_BOUNDS)
-        for index, bound in enumerate(OPS_LATENCY_BOUNDS):
-            if elapsed <= bound:
-                bucket = index
-                break
-        row[3 + bucket] += 1
-        reason = str(status)
-        if reason in REJECTION_REASONS:
-            key = (tenant, minute, reason)
-            self.rejections[key] = self.rejections.get(key, 0) + 1
-
-    def drain(self) -> tuple[dict[tuple[str, int, bool], list[int]], dict[tuple[str, int, str], int]]:
-        requests, rejections = self.requests, self.rejections
-        self.requests, self.rejections = {}, {}
-        return requests, rejections
-
-    def restore(self, requests: dict[tuple[str, int, bool], list[int]],
-                rejections: dict[tuple[str, int, str], int]) -> None:
-        """Puts back a batch whose flush failed (merged with what arrived meanwhile)."""
-        for key, row in requests.items():
-            mine = self.requests.setdefault(key, [0] * len(row))
-            for index, value in enumerate(row):
-                mine[index] += value
-        for rkey, n in rejections.items():
-            self.rejections[rkey] = self.rejections.get(rkey, 0) + n
-
-
-OPS = OpsAccumulator()
 
 
 # ---- the /metrics exposition ------------------------------------------------------------

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from app import observability, tracing
 from app.config import Settings
 from app.observability import ReplicaState
-from app.services import keys as key_service
-from app.services import ops
+from app.services.access import keys as key_service
+from app.services.access.keys import KeyCache
+from app.services.access.ratelimit import AddressThrottle, RateLimiter
 from app.services.alerts import channel_secrets
 from app.services.evidence import signing
 from app.services.exports import signed_urls
 from app.services.ingest import service as ingest_service
 from app.services.ingest.group_commit import GroupCommitter
-from app.services.keys import KeyCache
-from app.services.ratelimit import RateLimiter
+from app.services.ops import metrics as ops
 from app.storage import changes
 from app.storage.db import Database
 
@@ -36,7 +36,11 @@ class Runtime:
     committer: GroupCommitter[ingest_service.Work]
     signing: signing.SigningKeys
     keys: KeyCache = field(default_factory=KeyCache)
+    # the tenant's token bucket; refused credentials and console logins per client address
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 0))
+    credential_throttle: AddressThrottle = field(
+        default_factory=lambda: AddressThrottle("credential", 0))
+    login_throttle: AddressThrottle = field(default_factory=lambda: AddressThrottle("login", 0))
     validators: Validators = field(default_factory=lambda: _validators())
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -114,7 +118,10 @@ async def start(settings: Settings) -> Runtime:
     committer = ingest_service.committer(db=db, alert_window=settings.alert_dedup_window)
     committer.start()
     runtime = Runtime(settings=settings, db=db, committer=committer, signing=signing_keys,
-                      limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst))
+                      limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst),
+                      credential_throttle=AddressThrottle("credential",
+                                                          settings.auth_failures_per_minute),
+                      login_throttle=AddressThrottle("login", settings.console_login_per_minute))
     _current = runtime
     try:
         await db.open(wait=15)

@@ -13,13 +13,11 @@ from typing import Any
 from prometheus_client import Counter
 
 from app import runtime
-from app.config import Settings
 from app.errors import DomainError, Forbidden, Unauthorized
 from app.observability import request_state
-from app.services import keys as key_service
-from app.services import sessions as session_service
-from app.services.principal import Principal
-from app.services.ratelimit import AddressThrottle
+from app.services.access import keys as key_service
+from app.services.access import sessions as session_service
+from app.services.access.principal import Principal
 from generated.operations import BY_ID
 
 # No tenant label: a refused credential names no tenant (and an unknown one must not
@@ -31,12 +29,10 @@ AUTH_THROTTLED = Counter("qcc_auth_throttled_total",
                          "Requests refused with 429 because their address sent too many "
                          "refused credentials", ["kind"])
 
-_throttles: dict[int, AddressThrottle] = {}
-
-
-def failure_throttle(settings: Settings) -> AddressThrottle:
-    return _throttles.setdefault(
-        id(settings), AddressThrottle("credential", settings.auth_failures_per_minute))
+# The console's CSRF rule: a cookie request that changes state carries this header.
+CSRF_HEADER = "x-requested-with"
+CSRF_VALUE = "qc-console"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def client_address(request: Any) -> str:
@@ -53,7 +49,7 @@ async def count_refused(request: Any, kind: str) -> None:
     rt = runtime.get()
     AUTH_FAILURES.labels(kind).inc()
     try:
-        await failure_throttle(rt.settings).count(db=rt.db, address=client_address(request))
+        await rt.credential_throttle.count(db=rt.db, address=client_address(request))
     except DomainError as exc:
         if exc.status == 429:
             AUTH_THROTTLED.labels(kind).inc()
@@ -72,7 +68,7 @@ async def _refused(request: Any, kind: str, refusal: DomainError) -> DomainError
 def check_throttle(request: Any, kind: str) -> None:
     """TooManyAttempts (429) while the client's address is over the limit."""
     try:
-        failure_throttle(runtime.get().settings).check(client_address(request))
+        runtime.get().credential_throttle.check(client_address(request))
     except DomainError:
         AUTH_THROTTLED.labels(kind).inc()
         raise
@@ -119,14 +115,15 @@ async def session_info(apikey: str, request: Any) -> dict[str, Any]:
         # The request named a key and it was refused: the cookie does not stand in for it.
         raise state.key_refusal or Unauthorized("unknown or revoked API key")
     check_throttle(request, "session")
-    found = await session_service.resolve(db=rt.db, settings=rt.settings, secret=apikey)
+    found = await session_service.resolve(db=rt.db, idle_seconds=rt.settings.console_session_idle,
+                                          secret=apikey)
     if found is None:
         raise await _refused(request, "session", Unauthorized(
             "the console session has ended or expired; log in again"))
     principal, expires_at = found
     state.principal = principal
-    if (request.scope.get("method") not in session_service.SAFE_METHODS
-            and request.headers.get(session_service.CSRF_HEADER) != session_service.CSRF_VALUE):
+    if (request.scope.get("method") not in SAFE_METHODS
+            and request.headers.get(CSRF_HEADER) != CSRF_VALUE):
         raise Forbidden("a console request that changes state must carry "
                         "X-Requested-With: qc-console")
     guard(principal, state.operation_id(request.scope), request.headers.get("x-tenant"))

@@ -31,11 +31,12 @@ from procrastinate.jobs import Job
 from procrastinate.retry import RetryDecision
 
 from app.config import Settings
-from app.services import retention, system_alerts
+from app.services import retention
 from app.services.alerts import channels, delivery
 from app.services.exports import job as export_job
 from app.services.exports import store as export_files
 from app.services.ingest import idempotency
+from app.services.ops import system_alerts
 from app.storage.alerts import ALERT_QUEUE, DELIVER_TASK
 from app.storage.db import Database
 from app.storage.exports import EXPORT_QUEUE, EXPORT_TASK

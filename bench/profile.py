@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("database driver (psycopg: round trips, row decoding)", r"psycopg|psycopg_pool"),
         ("storage (query text, parameters)", r"app/storage/"),
         ("body/parameter validation", r"app/validation|jsonschema"),
-        ("auth, key cache, rate limit", r"app/security|app/services/keys|ratelimit"),
+        ("auth, key cache, rate limit", r"app/security|app/services/access"),
         ("service (domain rules, ETag, cursors)", r"app/services/"),
         ("handler and response shaping", r"app/handlers/"),
         ("error rendering", r"app/errors|app/problems"),

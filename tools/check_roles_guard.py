@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.errors import Forbidden  # noqa: E402
 from app.security import guard  # noqa: E402
-from app.services.principal import Principal  # noqa: E402
+from app.services.access.principal import Principal  # noqa: E402
 from generated.operations import OPERATIONS, ROLES  # noqa: E402
 
 ROLE_LOGIC = re.compile(r"\.role\b|\brole\s*(==|!=|in)\b|['\"](viewer|operator|auditor|admin)['\"]")

@@ -11,7 +11,7 @@ from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from app.observability import request_state
-from app.services.principal import Principal
+from app.services.access.principal import Principal
 
 JSON = "application/json"
 

@@ -10,7 +10,7 @@ from connexion.lifecycle import ConnexionResponse
 from app import runtime
 from app.errors import NotFound
 from app.handlers._http import body, json, principal
-from app.services import keys as key_service
+from app.services.access import keys as key_service
 from app.services.canonical import rfc3339
 from generated.types import ApiKeyRequest
 

@@ -11,7 +11,7 @@ from prometheus_client.exposition import choose_encoder
 from app import observability, runtime
 from app.config import ConfigError
 from app.problems import problem_response
-from app.services import scrape
+from app.services.ops import scrape
 
 DATABASE_GAUGES = observability.DatabaseGauges()
 

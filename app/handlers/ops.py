@@ -8,7 +8,7 @@ from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
 from app.handlers._http import header, json, not_modified, principal
-from app.services import ops as ops_service
+from app.services.ops import metrics as ops_service
 
 
 async def get_metrics(token_info: dict[str, Any]) -> ConnexionResponse:

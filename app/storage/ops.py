@@ -17,9 +17,10 @@ async def record(conn: Connection, *, requests: list[dict[str, Any]],
                                          "rejections": Jsonb(rejections)})
 
 
-async def metrics(conn: Connection, *, tenant: str, now: datetime,
-                  window_start: datetime) -> dict[str, Any]:
+async def metrics(conn: Connection, *, tenant: str, now: datetime, window_start: datetime,
+                  latency_slots: int) -> dict[str, Any]:
     cur = await conn.execute(q("ops_metrics"), {"tenant": tenant, "now": now,
-                                                "window_start": window_start})
+                                                "window_start": window_start,
+                                                "latency_slots": latency_slots})
     row = await cur.fetchone()
     return row[0] if row else {}

@@ -765,6 +765,8 @@ SELECT jsonb_build_object(
         CROSS JOIN LATERAL unnest(m.latency) WITH ORDINALITY AS u(n, i)
        WHERE m.tenant_id = %(tenant)s AND m.ingest
          AND m.minute >= %(window_start)s::timestamptz
+         -- rows of another bucket layout (written before an upgrade) are left out
+         AND cardinality(m.latency) = %(latency_slots)s
        GROUP BY u.i) h)
 );
 

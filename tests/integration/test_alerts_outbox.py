@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,12 +16,12 @@ from pytest_httpserver import HTTPServer
 
 from app import worker
 from app.config import Settings
-from app.services import system_alerts
+from app.services.access.principal import Principal
 from app.services.alerts import delivery
 from app.services.alerts import rules as alert_rules
 from app.services.ingest import service as ingest
 from app.services.ingest.submissions import prepare_all
-from app.services.principal import Principal
+from app.services.ops import system_alerts
 from app.storage.db import Database
 from tests.factories import small_report, store
 from tools.liveserver import free_port
@@ -95,8 +94,8 @@ def system_settings(server: HTTPServer, tmp_path: Any) -> Settings:
 
 
 async def test_system_alerts_are_deduplicated_and_critical_ones_page(migrated_db, receiver, tmp_path):
-    settings = replace(system_settings(receiver, tmp_path), database_url=migrated_db.conninfo,
-                       worker_heartbeat=1)
+    settings = system_settings(receiver, tmp_path).model_copy(
+        update={"database_url": migrated_db.conninfo, "worker_heartbeat": 1.0})
     await system_alerts.sync_rules(db=migrated_db, settings=settings)
     for _ in range(3):  # e.g. three workers seeing the same dead letters in one window
         await system_alerts.raise_alert(db=migrated_db, settings=settings, check="dead_letters",
@@ -142,8 +141,9 @@ async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_
     tenant = "ssrf-fallback"
     # the rule was accepted where private targets were allowed; the sending worker refuses
     created = Settings(data_dir=tmp_path, encryption_key=KEY, alerts_allow_private_targets=True)
-    sending = replace(created, alerts_allow_private_targets=False, alert_max_attempts=5,
-                      database_url=migrated_db.conninfo, pagerduty_events_url=receiver.url_for("/pd"))
+    sending = created.model_copy(update={
+        "alerts_allow_private_targets": False, "alert_max_attempts": 5,
+        "database_url": migrated_db.conninfo, "pagerduty_events_url": receiver.url_for("/pd")})
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
     rule = await alert_rules.create_rule(db=migrated_db, settings=created, principal=admin, request={
         "name": "guarded", "match": {"severity": ["block"]},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -12,11 +11,11 @@ import pytest
 from app.config import Settings
 from app.errors import Conflict, TooManyExports
 from app.services import retention
+from app.services.access.principal import Principal
 from app.services.exports import job as export_job
 from app.services.exports import rules as exports
 from app.services.exports import views as export_views
 from app.services.exports.store import LocalDiskStore
-from app.services.principal import Principal
 from tests import factories
 from tests.factories import small_report
 
@@ -59,7 +58,7 @@ async def test_an_identical_request_returns_the_running_export_and_a_third_is_re
 async def test_an_export_over_the_row_limit_fails_with_the_reason(isolated):
     db, settings, _ = isolated
     await store(db, 3)
-    settings = replace(settings, export_max_rows=2)
+    settings = settings.model_copy(update={"export_max_rows": 2})
     accepted = await exports.create(db=db, settings=settings, principal=principal(),
                                     request={"format": "ndjson", "since": "-1h"})
     await export_job.run(db=db, settings=settings, store=LocalDiskStore(settings.exports_path),
@@ -91,7 +90,7 @@ async def test_retention_plan_commit_keeps_signed_and_refuses_a_changed_plan(iso
     with pytest.raises(Conflict, match="unknown or expired"):
         await retention.commit(db=db, settings=settings, tenant=TENANT, plan_hash="0" * 64)
 
-    settings = replace(settings, retention_batch=2)  # several short transactions
+    settings = settings.model_copy(update={"retention_batch": 2})  # several short transactions
     planned = await retention.dry_run(db=db, settings=settings, tenant=TENANT,
                                       older_than_days=90, include_signed=False)
     done = await retention.commit(db=db, settings=settings, tenant=TENANT,

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from app.config import Settings
+from app.services.access.principal import Principal
 from app.services.exports import rules as exports
-from app.services.principal import Principal
 from app.storage.db import Database
 from tools.liveserver import LiveDatabase, start_worker
 

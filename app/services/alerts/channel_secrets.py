@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.config import ConfigError, Settings
-from app.services.local_secrets import read_or_create
+from app.services.access.local_secrets import read_or_create
 from app.storage import alerts as alert_store
 from app.storage import retention as retention_store
 from app.storage.db import Database

@@ -20,10 +20,10 @@ import orjson
 from app.config import Settings
 from app.errors import NotFound, Unprocessable
 from app.services import cursors
+from app.services.access.principal import Principal
 from app.services.alerts import channel_secrets
 from app.services.alerts.ssrf_guard import TargetRefused, check_url
 from app.services.canonical import rfc3339
-from app.services.principal import Principal
 from app.services.reports import etag, matches
 from app.storage import alerts as alert_store
 from app.storage.db import Database

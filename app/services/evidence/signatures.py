@@ -11,9 +11,9 @@ from uuid import UUID
 import orjson
 
 from app.errors import NotFound
+from app.services.access.principal import Principal
 from app.services.canonical import rfc3339
 from app.services.evidence import signing
-from app.services.principal import Principal
 from app.storage import reports as report_store
 from app.storage import signatures as signature_store
 from app.storage.db import Database

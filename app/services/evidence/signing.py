@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from app.config import ConfigError, Settings
+from app.services.access.local_secrets import read_or_create
 from app.services.canonical import canonical_bytes
-from app.services.local_secrets import read_or_create
 
 log = logging.getLogger("qc_collector.signing")
 

@@ -14,8 +14,8 @@ from uuid import UUID
 
 from app.config import Settings
 from app.errors import TooManyExports, Unprocessable
+from app.services.access.principal import Principal
 from app.services.canonical import canonical_bytes
-from app.services.principal import Principal
 from app.services.reports import Filters
 from app.storage import exports as export_store
 from app.storage.db import Database

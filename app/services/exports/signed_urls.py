@@ -14,8 +14,8 @@ from uuid import UUID
 
 from app.config import Settings
 from app.errors import Forbidden, Gone
+from app.services.access.local_secrets import read_or_create
 from app.services.exports.store import ExportStore
-from app.services.local_secrets import read_or_create
 from app.storage import exports as export_store
 from app.storage.db import Database
 

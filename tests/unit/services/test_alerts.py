@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -18,10 +17,10 @@ import pytest
 
 from app import config, worker
 from app.config import ConfigError, Settings
-from app.services import system_alerts
 from app.services.alerts import channel_secrets, channels, delivery, ssrf_guard
 from app.services.alerts.channels import Message, backoff, header_value, parse_retry_after, redact, signature
 from app.services.alerts.ssrf_guard import TargetRefused, address_allowed, check_url
+from app.services.ops import system_alerts
 
 SLACK = "https://hooks.slack.com/services/T0001/B0001/abcdefghijklmnopqrstuvwx"
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
@@ -173,7 +172,8 @@ def test_alert_settings_parse_and_refuse_nonsense():
                 {"ALERT_RETRY_BASE_SECONDS": "fast"}):
         with pytest.raises(ConfigError):
             config.load(bad)
-    assert SLACK not in repr(replace(settings, slack_webhook_url=SLACK, encryption_key=key()))
+    secret = settings.model_copy(update={"slack_webhook_url": SLACK, "encryption_key": key()})
+    assert SLACK not in repr(secret)
 
 
 def test_system_channels_page_pagerduty_only_when_critical():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -153,7 +152,7 @@ def test_jwks_ids_are_rfc7638_thumbprints(keys):
 def test_key_loading_rules(tmp_path: Path):
     base = Settings(data_dir=tmp_path)
     with pytest.raises(ConfigError, match="required"):
-        signing.load(replace(base, environment="production"))
+        signing.load(base.model_copy(update={"environment": "production"}))
     generated = signing.load(base)
     assert (tmp_path / "signing-key.pem").exists()
     assert signing.load(base).active_id == generated.active_id  # stable across restarts
@@ -162,11 +161,11 @@ def test_key_loading_rules(tmp_path: Path):
         serialization.NoEncryption()).decode()
     retired_pem = generated.active.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    keys = signing.load(replace(base, environment="production", signing_key=pem,
-                                signing_keys_retired=retired_pem))
+    keys = signing.load(base.model_copy(update={
+        "environment": "production", "signing_key": pem, "signing_keys_retired": retired_pem}))
     assert [k["status"] for k in keys.jwks()["keys"]] == ["active", "retired"]
     with pytest.raises(ConfigError):
-        signing.load(replace(base, signing_key="not a pem"))
+        signing.load(base.model_copy(update={"signing_key": "not a pem"}))
 
 
 def test_export_url_key_rules(tmp_path: Path):

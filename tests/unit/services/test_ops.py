@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from app.observability import OPS_LATENCY_BOUNDS, OpsAccumulator
-from app.services.ops import _rows, percentile
+from app.services.ops.metrics import LATENCY_BUCKETS, OpsAccumulator, _rows, percentile
 
 
 def test_percentile_interpolates_inside_the_bucket() -> None:
-    histogram = [0] * (len(OPS_LATENCY_BOUNDS) + 1)
+    histogram = [0] * (len(LATENCY_BUCKETS) + 1)
     assert percentile(histogram, 0.5) is None
     histogram[3] = 10  # (5 ms, 10 ms]
     assert percentile(histogram, 0.5) == 7.5
     assert percentile(histogram, 0.95) == 9.75
     histogram[-1] = 1000  # beyond the last bound: reported as the last bound
-    assert percentile(histogram, 0.95) == OPS_LATENCY_BOUNDS[-1] * 1000
+    assert percentile(histogram, 0.95) == LATENCY_BUCKETS[-1] * 1000
 
 
 def test_accumulator_counts_per_tenant_minute_and_class_then_drains() -> None:

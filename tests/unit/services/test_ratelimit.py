@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import RateLimited
-from app.services.ratelimit import RateLimiter
+from app.services.access.ratelimit import RateLimiter
 
 
 def test_rate_limiter_refills_and_names_the_limit():

@@ -3,9 +3,10 @@
 Reports by severity (last hour from reports, last 24 h from the hourly rollup), export
 jobs by status, the notification backlog and dead letters, rejections by reason and the
 request statistics of the last hour (ingest latency p50/p95 from a histogram, errors per
-minute, the 5xx ratio). Request statistics are accumulated per worker process
-(app.observability.OPS) and flushed every few seconds by flush_loop, so the numbers are
-those of every worker and replica. Counts only: no subject, message, run id or label.
+minute, the 5xx ratio). Request statistics are accumulated per worker process (OPS,
+fed by app.observability's request layer) and flushed every few seconds by flush_loop,
+so the numbers are those of every worker and replica. Counts only: no subject, message,
+run id or label.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from app.observability import OPS, OPS_LATENCY_BOUNDS, OpsAccumulator
 from app.services.canonical import rfc3339
 from app.services.reports import matches
 from app.storage import ops as ops_store
@@ -29,6 +30,13 @@ log = logging.getLogger("qc_collector.ops")
 
 WINDOW = timedelta(hours=1)
 WINDOW_MINUTES = 60
+# Request latency buckets in seconds, one list for both histograms: Prometheus'
+# qcc_http_request_duration_seconds (1.5 s and 2 s are the SLO and rollback thresholds, so
+# its p95 comparisons are exact there) and the per-tenant one kept in PostgreSQL
+# (ops_request_minutes.latency: a count per bucket, +Inf last).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0)
+# /ops/metrics keeps refusals by status code (its documented shape)
+REJECTION_REASONS = {"400", "401", "403", "404", "409", "413", "415", "422", "429"}
 
 
 def percentile(histogram: list[int], quantile: float) -> float | None:
@@ -40,13 +48,64 @@ def percentile(histogram: list[int], quantile: float) -> float | None:
     seen = 0
     for index, count in enumerate(histogram):
         if count and seen + count >= rank:
-            if index >= len(OPS_LATENCY_BOUNDS):
-                return OPS_LATENCY_BOUNDS[-1] * 1000
-            lower = OPS_LATENCY_BOUNDS[index - 1] if index else 0.0
-            upper = OPS_LATENCY_BOUNDS[index]
+            if index >= len(LATENCY_BUCKETS):
+                return LATENCY_BUCKETS[-1] * 1000
+            lower = LATENCY_BUCKETS[index - 1] if index else 0.0
+            upper = LATENCY_BUCKETS[index]
             return round((lower + (upper - lower) * (rank - seen) / count) * 1000, 3)
         seen += count
-    return OPS_LATENCY_BOUNDS[-1] * 1000
+    return LATENCY_BUCKETS[-1] * 1000
+
+
+class OpsAccumulator:
+    """Per-tenant request counts per minute for /ops/metrics, kept in process memory only
+    until the next flush (flush_loop adds them to PostgreSQL with one
+    upsert, so every worker and replica contributes). Requests without an authenticated
+    tenant belong to no tenant and are only in Prometheus."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int, bool], list[int]] = {}
+        self.rejections: dict[tuple[str, int, str], int] = {}
+
+    def add(self, tenant: str, ingest: bool, status: int, elapsed: float,
+            now: float | None = None) -> None:
+        minute = int((now if now is not None else time.time()) // 60) * 60
+        row = self.requests.get((tenant, minute, ingest))
+        if row is None:
+            row = self.requests[(tenant, minute, ingest)] = [0] * (3 + len(LATENCY_BUCKETS) + 1)
+        row[0] += 1
+        if 400 <= status < 500:
+            row[1] += 1
+        elif status >= 500:
+            row[2] += 1
+        bucket = len(LATENCY_BUCKETS)
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if elapsed <= bound:
+                bucket = index
+                break
+        row[3 + bucket] += 1
+        reason = str(status)
+        if reason in REJECTION_REASONS:
+            key = (tenant, minute, reason)
+            self.rejections[key] = self.rejections.get(key, 0) + 1
+
+    def drain(self) -> tuple[dict[tuple[str, int, bool], list[int]], dict[tuple[str, int, str], int]]:
+        requests, rejections = self.requests, self.rejections
+        self.requests, self.rejections = {}, {}
+        return requests, rejections
+
+    def restore(self, requests: dict[tuple[str, int, bool], list[int]],
+                rejections: dict[tuple[str, int, str], int]) -> None:
+        """Puts back a batch whose flush failed (merged with what arrived meanwhile)."""
+        for key, row in requests.items():
+            mine = self.requests.setdefault(key, [0] * len(row))
+            for index, value in enumerate(row):
+                mine[index] += value
+        for rkey, n in rejections.items():
+            self.rejections[rkey] = self.rejections.get(rkey, 0) + n
+
+
+OPS = OpsAccumulator()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +119,8 @@ async def get_metrics(*, db: Database, tenant: str, if_none_match: str | None,
     moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     window_start = moment - WINDOW + timedelta(minutes=1)
     async with db.tenant(tenant, read=True) as conn:
-        raw = await ops_store.metrics(conn, tenant=tenant, now=moment, window_start=window_start)
+        raw = await ops_store.metrics(conn, tenant=tenant, now=moment, window_start=window_start,
+                                      latency_slots=len(LATENCY_BUCKETS) + 1)
     counts = raw.get("requests") or {}  # not `requests`: bandit took it for the library (B113)
     total = int(counts.get("requests", 0))
     client_errors = int(counts.get("client_errors", 0))

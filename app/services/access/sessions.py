@@ -11,68 +11,46 @@ The session's role is its key's role at each request (a changed role applies at 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.config import Settings
 from app.errors import Unauthorized
-from app.services import keys as key_service
+from app.services.access import keys as key_service
+from app.services.access.keys import KeyCache, hash_secret
+from app.services.access.principal import Principal
+from app.services.access.ratelimit import AddressThrottle
 from app.services.canonical import rfc3339
-from app.services.keys import KeyCache
-from app.services.principal import Principal
-from app.services.ratelimit import AddressThrottle
 from app.storage import sessions as session_store
 from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.sessions")
 
-COOKIE = "__Host-qcc_session"  # the prefix: Secure, Path=/, no Domain (no subdomain sets it)
-INSECURE_COOKIE = "qcc_session"  # plain-http development only (renamed in app/guard.py)
-CSRF_HEADER = "x-requested-with"
-CSRF_VALUE = "qc-console"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
-_limiters: dict[int, AddressThrottle] = {}
-
-
-def limiter(settings: Settings) -> AddressThrottle:
-    """Login attempts per client address per minute, counted in PostgreSQL (shared by
-    every worker and replica)."""
-    return _limiters.setdefault(
-        id(settings), AddressThrottle("login", settings.console_login_per_minute))
-
-
-async def login(*, db: Database, cache: KeyCache, settings: Settings, api_key: str,
-                address: str) -> tuple[str, Principal, datetime]:
-    """Returns the cookie's secret, the principal and when the session expires."""
-    limiter(settings).check(address)
-    await limiter(settings).count(db=db, address=address)
+async def login(*, db: Database, cache: KeyCache, throttle: AddressThrottle, ttl_seconds: int,
+                api_key: str, address: str) -> tuple[str, Principal, datetime]:
+    """Returns the cookie's secret, the principal and when the session expires. Attempts
+    count against `throttle` (CONSOLE_LOGIN_PER_MINUTE per client address)."""
+    throttle.check(address)
+    await throttle.count(db=db, address=address)
     principal = await key_service.authenticate(db=db, cache=cache, secret=api_key)
     if principal is None:
         log.warning("console login refused: unknown or revoked API key")
         raise Unauthorized("unknown or revoked API key")
     secret = secrets.token_urlsafe(32)
-    expires = datetime.now(UTC) + timedelta(seconds=settings.console_session_ttl)
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
     async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
         expires = await session_store.insert(
-            conn, secret_sha256=digest(secret), tenant=principal.tenant,
+            conn, secret_sha256=hash_secret(secret), tenant=principal.tenant,
             key_id=principal.key_id, role=principal.role, expires_at=expires)
     return secret, principal, expires
 
 
-async def resolve(*, db: Database, settings: Settings,
+async def resolve(*, db: Database, idle_seconds: int,
                   secret: str) -> tuple[Principal, datetime] | None:
     async with db.system() as conn:
-        row = await session_store.lookup(conn, secret_sha256=digest(secret),
-                                         idle_seconds=settings.console_session_idle)
+        row = await session_store.lookup(conn, secret_sha256=hash_secret(secret),
+                                         idle_seconds=idle_seconds)
     if row is None:
         return None
     return Principal(tenant=row[0], key_id=row[1], role=row[2]), row[3]
@@ -80,7 +58,7 @@ async def resolve(*, db: Database, settings: Settings,
 
 async def logout(*, db: Database, principal: Principal, secret: str) -> bool:
     async with db.tenant(principal.tenant, actor_key=principal.key_id) as conn:
-        return await session_store.end(conn, secret_sha256=digest(secret))
+        return await session_store.end(conn, secret_sha256=hash_secret(secret))
 
 
 def describe(who: Principal, *, cookie: bool, expires_at: datetime | None) -> dict[str, Any]:
@@ -92,13 +70,13 @@ def describe(who: Principal, *, cookie: bool, expires_at: datetime | None) -> di
             "expires_at": rfc3339(expires_at) if expires_at else None}
 
 
-async def current(*, db: Database, cache: KeyCache, settings: Settings, cookie: str | None,
+async def current(*, db: Database, cache: KeyCache, idle_seconds: int, cookie: str | None,
                   api_key: str | None) -> dict[str, Any]:
     """The console's login check: who the cookie (or key) is, or `authenticated: false`
     for none, an ended session or an unknown key. Never a 401: a page load that finds
     no session is not an error (and so logs none in the browser)."""
     if cookie:
-        found = await resolve(db=db, settings=settings, secret=cookie)
+        found = await resolve(db=db, idle_seconds=idle_seconds, secret=cookie)
         if found is not None:
             return describe(found[0], cookie=True, expires_at=found[1])
     if api_key:
@@ -107,11 +85,3 @@ async def current(*, db: Database, cache: KeyCache, settings: Settings, cookie: 
             return describe(principal, cookie=False, expires_at=None)
     return {"authenticated": False}
 
-
-def cookie_header(secret: str, settings: Settings, *, max_age: int | None = None) -> str:
-    age = settings.console_session_ttl if max_age is None else max_age
-    name = INSECURE_COOKIE if settings.console_insecure_cookies else COOKIE
-    parts = [f"{name}={secret}", "Path=/", "HttpOnly", "SameSite=Strict", f"Max-Age={age}"]
-    if not settings.console_insecure_cookies:
-        parts.append("Secure")
-    return "; ".join(parts)

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from app.config import ROLES, TENANT_PATTERN, BootstrapKey
 from app.errors import BadRequest, NotFound
-from app.services.principal import Principal
+from app.services.access.principal import Principal
 from app.storage import keys as key_store
 from app.storage.db import Database
 
