@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +13,6 @@ from tools.liveserver import (
     LiveDatabase,
     LiveServer,
     LiveWorker,
-    key_for,
     start_database,
     start_server,
     start_worker,
@@ -72,25 +69,3 @@ def worker(database: LiveDatabase, server: LiveServer) -> Iterator[LiveWorker]:
 def http(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
-
-
-def headers(tenant: str = "acme", role: str = "admin", **extra: str) -> dict[str, str]:
-    return {"X-Api-Key": key_for(tenant, role), **extra}
-
-
-def report(**overrides: Any) -> dict[str, Any]:
-    """A valid submission; each call gets a unique subject so tests do not see each other."""
-    body: dict[str, Any] = {
-        "source": "etl-nightly",
-        "subject": f"dataset:{uuid.uuid4().hex[:12]}",
-        "run_id": "2026-11-21T02:00Z#481",
-        "observed_at": "2026-11-21T02:03:11Z",
-        "labels": {"env": "prod", "team": "billing"},
-        "checks": [
-            {"rule": "row_count_min", "status": "fail", "severity": "block",
-             "message": "0 rows, expected >= 1000", "observed": 0, "expected": ">= 1000"},
-            {"rule": "null_ratio", "status": "pass", "severity": "warn"},
-        ],
-    }
-    body.update(overrides)
-    return body

@@ -24,7 +24,8 @@ from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import headers, report
+from tests.factories import alert_rule, headers, report
+from tests.waiting import wait_until
 from tools.liveserver import LiveServer, LiveWorker, free_port, start_server, start_worker
 
 WINDOW = 6
@@ -135,24 +136,14 @@ def stack(database, tmp_path_factory) -> Iterator[Stack]:
         receiver.server.stop()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def token() -> str:
     return uuid.uuid4().hex
 
 
 def make_rule(stack: Stack, source: str, channels: list[dict[str, Any]],
               fallback: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": f"rule-{source}", "channels": channels,
-                            "match": {"severity": ["block"], "source": [source]}}
+    body = alert_rule(f"rule-{source}", channels=channels,
+                      match={"severity": ["block"], "source": [source]})
     if fallback:
         body["fallback"] = fallback
     for channel in [*channels, *([fallback] if fallback else [])]:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 PROBLEM_JSON = "application/problem+json"
 MIB = 1 << 20

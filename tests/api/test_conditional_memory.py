@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def _listing(http: httpx.Client, marker: str, **extra: str) -> httpx.Response:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 from tools import liveserver
 from tools.liveserver import key_for
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from app.services.exports.signed_urls import url_signature
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def wait_done(http, export_id: str, timeout: float = 60) -> dict:

@@ -9,7 +9,7 @@ import orjson
 import psycopg
 
 from app.services.ingest.idempotency import fingerprint
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def post(http, body, key, tenant="acme", path="/ingest/qc"):

@@ -8,7 +8,7 @@ import uuid
 
 import rfc8785
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def test_ingest_answers_201_with_summary_and_location(http):

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 from tools.liveserver import start_server
 
 

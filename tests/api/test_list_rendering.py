@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 HOSTILE = 'quote " backslash \\ slash / tab \t newline \n bell \x07 é 中文 😀 </script>'
 SUMMARY_FIELDS = ("id", "tenant", "source", "subject", "observed_at", "received_at", "labels",

@@ -9,7 +9,7 @@ import time
 
 import psycopg
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def samples(text: str, name: str) -> dict[str, float]:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 from tools import liveserver
 
 TENANTS = ("acme", "globex", "opsa", "opsb")  # a superset: other servers' keys stay valid

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 OLDER_THAN_DAYS = 36500  # a century: only this test's backdated report is that old
 

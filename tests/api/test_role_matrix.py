@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from generated.operations import OPERATIONS, ROLES, Operation
-from tests.conftest import headers, report
+from tests.factories import alert_rule, headers, new_key, report
 from tools.liveserver import key_for
 
 NO_KEY = "no key"
@@ -75,7 +75,7 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "evidence.get_bundle": lambda ctx: Call(200, path_params={"id": ctx.report_id},
                                             content_type="application/zip"),
     "evidence.list_signing_keys": lambda ctx: Call(200),
-    "keys.create_key": lambda ctx: Call(201, json={"name": ctx.marker, "role": "viewer"}),
+    "keys.create_key": lambda ctx: Call(201, json=new_key(ctx.marker)),
     "keys.list_keys": lambda ctx: Call(200),
     "keys.revoke_key": lambda ctx: Call(204, path_params={"id": ctx.key_id}, content_type=None),
     "keys.rotate_key": lambda ctx: Call(200, path_params={"id": ctx.key_id}),
@@ -98,13 +98,6 @@ VALID_REQUESTS: dict[str, Callable[[Context], Call]] = {
     "bff.delete_session": lambda ctx: Call(204, content_type=None),
     "bff.get_session": lambda ctx: Call(200),
 }
-
-def alert_rule(name: str) -> dict[str, Any]:
-    """A valid rule that never fires (no report comes from this source); nothing in this
-    server's tests dispatches it anyway."""
-    return {"name": name, "match": {"source": ["matrix-never-matches"]},
-            "channels": [{"type": "slack", "url": "https://hooks.example.com/services/matrix"}]}
-
 
 AUTHENTICATED = [op for op in OPERATIONS if op.authenticated]
 # operations whose path names a tenant's resource (POST /ingest/{format} names a file format)
@@ -171,7 +164,7 @@ def finished_export(http: httpx.Client, worker: Any) -> dict[str, Any]:
 def ctx(http: httpx.Client, acme_report: dict[str, Any],
         finished_export: dict[str, Any]) -> Iterator[Context]:
     marker = f"matrix:{uuid.uuid4().hex}"
-    made = http.post("/admin/keys", json={"name": marker, "role": "viewer"},
+    made = http.post("/admin/keys", json=new_key(marker),
                      headers=headers("acme", "admin"))
     assert made.status_code == 201, made.text
     rule = http.post("/alert-rules", json=alert_rule(marker), headers=headers("acme", "admin"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def test_timeline_counts_new_reports_in_the_current_bucket(http):

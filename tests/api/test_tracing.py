@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from app import tracing
 from app.config import Settings
-from tests.conftest import headers
+from tests.factories import headers
 from tools.liveserver import key_for, start_server
 
 

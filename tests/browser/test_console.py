@@ -27,7 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import report
+from tests.factories import report
 from tools import liveserver
 from tools.liveserver import TENANTS, key_for
 from tools.liveserver import test_api_keys as env_api_keys

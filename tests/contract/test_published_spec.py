@@ -11,6 +11,14 @@ import yaml
 BUNDLED = Path(__file__).resolve().parents[2] / "generated" / "openapi.json"
 
 
+def test_spec_and_swagger_ui_are_published(http):
+    spec = http.get("/openapi.json").json()
+    assert spec["openapi"] == "3.0.3"
+    assert "/ingest/qc" in spec["paths"]
+    ui = http.get("/ui/")
+    assert ui.status_code == 200 and "swagger" in ui.text.lower()
+
+
 def test_openapi_json_is_the_bundled_document_with_its_refs(http):
     answer = http.get("/openapi.json")
     assert answer.status_code == 200

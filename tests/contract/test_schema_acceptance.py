@@ -3,7 +3,7 @@ crashing (issue 18), each pinned over HTTP against a real server."""
 
 from __future__ import annotations
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 
 
 def test_a_repeated_query_value_holding_a_comma_stays_one_value(http):

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import headers
+from tests.factories import headers
 from tests.importers.dbt_project import command, write_project
 
 ROOT = Path(__file__).resolve().parents[2]

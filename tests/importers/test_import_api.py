@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import headers
+from tests.factories import headers
 from tests.importers import hostile
 from tools.liveserver import key_for
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,7 +12,6 @@ from uuid import UUID
 import orjson
 import psycopg
 import pytest
-from psycopg import sql
 from pytest_httpserver import HTTPServer
 
 from app import worker
@@ -25,16 +23,14 @@ from app.services.ingest import service as ingest
 from app.services.ingest.submissions import prepare_all
 from app.services.ops import system_alerts
 from app.storage.db import Database
-from app.storage.migrate import migrate
+from tests.factories import small_report, store
 from tools.liveserver import free_port
 
 KEY = base64.b64encode(b"i" * 32).decode()
 
 
 def submission(source: str, severity: str) -> dict[str, Any]:
-    return {"source": source, "subject": "s", "observed_at": "2026-11-21T00:00:00Z",
-            "labels": {"env": "prod"},
-            "checks": [{"rule": "r", "status": "fail", "severity": severity}]}
+    return small_report(source=source, subject="s", severity=severity, labels={"env": "prod"})
 
 
 def windows(database: Any, tenant: str) -> list[tuple[int, int]]:
@@ -60,15 +56,7 @@ async def test_matches_are_written_in_the_ingest_transaction_and_roll_back_with_
                     mixed, tenant=tenant, batch=True))], alert_window=3600)
                 raise RuntimeError("the commit fails")
     assert windows(database, tenant) == []
-    committer = ingest.committer(db=db, alert_window=3600)
-    committer.start()
-    try:
-        await committer.submit(ingest.Work(tenant, prepare_all(mixed, tenant=tenant,
-                                                               batch=True)))
-        await committer.submit(ingest.Work(tenant, prepare_all(
-            [submission("d", "block")], tenant=tenant, batch=False)))
-    finally:
-        await committer.stop()
+    await store(db, tenant, mixed, [submission("d", "block")], alert_window=3600)
     assert windows(database, tenant) == [(3, 0)]  # two + one block reports, one window
 
 
@@ -82,22 +70,6 @@ async def test_a_tenant_without_rules_pays_one_short_circuited_statement(db, dat
             {"tenant": "no-rules-here", "ids": [uuid.uuid4()], "window": 300}))
     # the EXISTS is a one-time filter: without rules neither table is scanned further
     assert "One-Time Filter" in plan and "never executed" in plan, plan
-
-
-@pytest.fixture
-async def isolated(database, owner) -> AsyncIterator[Any]:
-    name = f"alerts_{uuid.uuid4().hex[:10]}"
-    owner.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    urls = []
-    for url in (database.owner_url, database.app_url):
-        params = psycopg.conninfo.conninfo_to_dict(url)
-        params["dbname"] = name
-        urls.append(psycopg.conninfo.make_conninfo(**params))
-    migrate(urls[0])
-    db = await Database(urls[1], min_size=1, max_size=6).open(wait=30)
-    yield db
-    await db.close()
-    owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
@@ -121,18 +93,18 @@ def system_settings(server: HTTPServer, tmp_path: Any) -> Settings:
                     pagerduty_events_url=server.url_for("/pd"), alert_send_timeout=2)
 
 
-async def test_system_alerts_are_deduplicated_and_critical_ones_page(isolated, receiver, tmp_path):
+async def test_system_alerts_are_deduplicated_and_critical_ones_page(migrated_db, receiver, tmp_path):
     settings = system_settings(receiver, tmp_path).model_copy(
-        update={"database_url": isolated.conninfo, "worker_heartbeat": 1.0})
-    await system_alerts.sync_rules(db=isolated, settings=settings)
+        update={"database_url": migrated_db.conninfo, "worker_heartbeat": 1.0})
+    await system_alerts.sync_rules(db=migrated_db, settings=settings)
     for _ in range(3):  # e.g. three workers seeing the same dead letters in one window
-        await system_alerts.raise_alert(db=isolated, settings=settings, check="dead_letters",
+        await system_alerts.raise_alert(db=migrated_db, settings=settings, check="dead_letters",
                                         level="error", facts={"dead_deliveries": 2})
-    await system_alerts.raise_alert(db=isolated, settings=settings, check="database_capacity",
+    await system_alerts.raise_alert(db=migrated_db, settings=settings, check="database_capacity",
                                     level="critical", facts={"percent": 101.0})
-    assert await delivery.announce(db=isolated) == 2
-    assert await delivery.announce(db=isolated) == 0  # the repeats wait for the summary
-    await run_alert_jobs(isolated, settings)
+    assert await delivery.announce(db=migrated_db) == 2
+    assert await delivery.announce(db=migrated_db) == 0  # the repeats wait for the summary
+    await run_alert_jobs(migrated_db, settings)
     slack = [m["text"] for m in posted(receiver, "/slack")]
     assert len(slack) == 2, slack  # one message per alert
     assert any("dead-lettered" in t and "[error]" in t for t in slack)
@@ -165,32 +137,26 @@ async def run_alert_jobs(db: Database, settings: Settings) -> None:
 
 
 async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_dead_letters(
-        isolated, receiver, tmp_path):
+        migrated_db, receiver, tmp_path):
     tenant = "ssrf-fallback"
     # the rule was accepted where private targets were allowed; the sending worker refuses
     created = Settings(data_dir=tmp_path, encryption_key=KEY, alerts_allow_private_targets=True)
     sending = created.model_copy(update={
         "alerts_allow_private_targets": False, "alert_max_attempts": 5,
-        "database_url": isolated.conninfo, "pagerduty_events_url": receiver.url_for("/pd")})
+        "database_url": migrated_db.conninfo, "pagerduty_events_url": receiver.url_for("/pd")})
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
-    rule = await alert_rules.create_rule(db=isolated, settings=created, principal=admin, request={
+    rule = await alert_rules.create_rule(db=migrated_db, settings=created, principal=admin, request={
         "name": "guarded", "match": {"severity": ["block"]},
         "channels": [{"type": "webhook", "url": receiver.url_for("/hook"), "secret": "s" * 20}],
         "fallback": {"type": "pagerduty", "routing_key": "F" * 32}})
-    committer = ingest.committer(db=isolated, alert_window=300)
-    committer.start()
-    try:
-        await committer.submit(ingest.Work(tenant, prepare_all(
-            [submission("a", "block")], tenant=tenant, batch=False)))
-    finally:
-        await committer.stop()
-    assert jobs(isolated, "alerts.deliver") == []
-    assert await delivery.announce(db=isolated) == 1
+    await store(migrated_db, tenant, [submission("a", "block")])
+    assert jobs(migrated_db, "alerts.deliver") == []
+    assert await delivery.announce(db=migrated_db) == 1
     # the delivery row and its job were committed together
-    assert jobs(isolated, "alerts.deliver") == ["todo"]
-    await run_alert_jobs(isolated, sending)
+    assert jobs(migrated_db, "alerts.deliver") == ["todo"]
+    await run_alert_jobs(migrated_db, sending)
     assert receiver.log == []  # no request ever reached a refused (private, http) target
-    page = await alert_rules.list_notifications(db=isolated, tenant=tenant, status="dead",
+    page = await alert_rules.list_notifications(db=migrated_db, tenant=tenant, status="dead",
                                                 rule_id=UUID(rule["id"]), limit=10, cursor=None,
                                                 if_none_match=None)
     (item,) = page.items or []
@@ -199,31 +165,25 @@ async def test_an_ssrf_refusal_at_send_time_hands_over_to_the_fallback_then_the_
     assert hook["status"] == "failed" and hook["attempts"] == 1
     assert hook["last_error"].startswith("refused")
     assert fallback["fallback"] and fallback["status"] == "dead" and fallback["attempts"] == 1
-    assert jobs(isolated, "alerts.deliver") == ["succeeded", "succeeded"]
+    assert jobs(migrated_db, "alerts.deliver") == ["succeeded", "succeeded"]
 
 
 async def test_a_delivery_whose_job_gives_up_is_dead_lettered_not_left_sending(
-        isolated, tmp_path):
+        migrated_db, tmp_path):
     tenant = "gives-up"
     settings = Settings(data_dir=tmp_path, encryption_key=KEY)
     admin = Principal(tenant=tenant, role="admin", key_id=uuid.uuid4())
-    rule = await alert_rules.create_rule(db=isolated, settings=settings, principal=admin, request={
+    rule = await alert_rules.create_rule(db=migrated_db, settings=settings, principal=admin, request={
         "name": "r", "channels": [{"type": "slack", "url": "https://hooks.example.com/x"}]})
-    committer = ingest.committer(db=isolated, alert_window=300)
-    committer.start()
-    try:
-        await committer.submit(ingest.Work(tenant, prepare_all(
-            [submission("a", "block")], tenant=tenant, batch=False)))
-    finally:
-        await committer.stop()
-    assert await delivery.announce(db=isolated) == 1
-    with psycopg.connect(isolated.conninfo) as conn:  # an attempt began, then its worker died
+    await store(migrated_db, tenant, [submission("a", "block")])
+    assert await delivery.announce(db=migrated_db) == 1
+    with psycopg.connect(migrated_db.conninfo) as conn:  # an attempt began, then its worker died
         conn.execute("SELECT set_config('app.tenant', %s, false)", (tenant,))
         (delivery_id,) = conn.execute("UPDATE alert_deliveries SET status = 'sending'"
                                       " WHERE tenant_id = %s RETURNING id", (tenant,)).fetchone()
-    await delivery.give_up(db=isolated, tenant=tenant, delivery_id=delivery_id,
+    await delivery.give_up(db=migrated_db, tenant=tenant, delivery_id=delivery_id,
                            reason="OperationalError after 11 attempts")
-    page = await alert_rules.list_notifications(db=isolated, tenant=tenant, status="dead",
+    page = await alert_rules.list_notifications(db=migrated_db, tenant=tenant, status="dead",
                                                 rule_id=UUID(rule["id"]), limit=10, cursor=None,
                                                 if_none_match=None)
     (item,) = page.items or []

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from app.config import Settings
 from app.errors import Conflict, TooManyExports
@@ -17,44 +16,24 @@ from app.services.exports import job as export_job
 from app.services.exports import rules as exports
 from app.services.exports import views as export_views
 from app.services.exports.store import LocalDiskStore
-from app.services.ingest import service as ingest
-from app.services.ingest.submissions import prepare_all
-from app.storage.db import Database
-from app.storage.migrate import migrate
+from tests import factories
+from tests.factories import small_report
 
 TENANT = "jobs"
 
 
 @pytest.fixture
-async def isolated(database, owner, tmp_path):
-    """A fresh, migrated database in the test cluster, and a Database on it as the app role."""
-    name = f"jobs_{uuid.uuid4().hex[:10]}"
-    owner.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    urls = []
-    for url in (database.owner_url, database.app_url):
-        params = psycopg.conninfo.conninfo_to_dict(url)
-        params["dbname"] = name
-        urls.append(psycopg.conninfo.make_conninfo(**params))
-    migrate(urls[0])
-    db = await Database(urls[1], min_size=1, max_size=4).open(wait=30)
-    settings = Settings(data_dir=tmp_path, database_url=urls[1])
-    yield db, settings, urls[0]
-    await db.close()
-    owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def isolated(migrated_db, migrated_database, tmp_path):
+    """A fresh, migrated database (tests/integration/conftest.py), a Database on it as the app
+    role, settings pointing at it and its owner URL."""
+    settings = Settings(data_dir=tmp_path, database_url=migrated_database.app_url)
+    return migrated_db, settings, migrated_database.owner_url
 
 
 async def store(db, count: int, *, received_at: datetime | None = None) -> list[str]:
-    committer = ingest.committer(db=db)
-    committer.start()
-    try:
-        submissions = [{"source": "jobs", "subject": f"s{i}", "observed_at": "2026-11-21T00:00:00Z",
-                        "checks": [{"rule": "r", "status": "fail", "severity": "block"}]}
-                       for i in range(count)]
-        prepared = prepare_all(submissions, tenant=TENANT, batch=True, now=received_at)
-        await committer.submit(ingest.Work(TENANT, prepared))
-        return [p.summary["id"] for p in prepared]
-    finally:
-        await committer.stop()
+    submissions = [small_report(source="jobs", subject=f"s{i}") for i in range(count)]
+    prepared = await factories.store(db, TENANT, submissions, now=received_at)
+    return [p.summary["id"] for p in prepared]
 
 
 def principal() -> Principal:

@@ -8,17 +8,15 @@ from uuid import UUID
 import orjson
 
 from app.services import reports, timeline
-from app.services.ingest import service as ingest
-from app.services.ingest.submissions import prepare_all
+from tests.factories import small_report, store
 from tests.integration.conftest import CountingCursor
 
 TENANT = "stmt-count"
 
 
 def submission(i: int) -> dict:
-    return {"source": f"src-{i % 3}", "subject": f"s{i}", "observed_at": "2026-11-21T00:00:00Z",
-            "labels": {"env": "prod"},
-            "checks": [{"rule": "r", "status": ("pass", "warn", "fail")[i % 3], "severity": "block"}]}
+    return small_report(source=f"src-{i % 3}", subject=f"s{i}", labels={"env": "prod"},
+                        status=("pass", "warn", "fail")[i % 3])
 
 
 async def _statements(coro) -> tuple[int, object]:
@@ -28,14 +26,7 @@ async def _statements(coro) -> tuple[int, object]:
 
 
 async def test_statement_counts_do_not_grow_with_page_size(db):
-    committer = ingest.committer(db=db)
-    committer.start()
-    try:
-        prepared = prepare_all([submission(i) for i in range(600)], tenant=TENANT,
-                                      batch=True)
-        await committer.submit(ingest.Work(TENANT, prepared))
-    finally:
-        await committer.stop()
+    await store(db, TENANT, [submission(i) for i in range(600)])
 
     counts = {}
     for limit in (1, 50, 500):

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from app.config import Settings
 from app.services.access.principal import Principal
 from app.services.exports import rules as exports
 from app.storage.db import Database
-from app.storage.migrate import migrate
 from tools.liveserver import LiveDatabase, start_worker
 
 TENANT = "bulk"
@@ -37,19 +35,10 @@ SELECT %(tenant)s, md5(i::text)::uuid, now() - (i || ' seconds')::interval, now(
 
 
 @pytest.fixture
-def crash_site(database, owner, tmp_path):
-    name = f"crash_{uuid.uuid4().hex[:10]}"
-    owner.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    urls = []
-    for url in (database.owner_url, database.app_url):
-        params = psycopg.conninfo.conninfo_to_dict(url)
-        params["dbname"] = name
-        urls.append(psycopg.conninfo.make_conninfo(**params))
-    migrate(urls[0])
-    with psycopg.connect(urls[0], autocommit=True) as conn:
+def crash_site(migrated_database, tmp_path):
+    with psycopg.connect(migrated_database.owner_url, autocommit=True) as conn:
         conn.execute(SEED, {"tenant": TENANT, "rows": ROWS})
-    yield LiveDatabase(owner_url=urls[0], app_url=urls[1]), tmp_path
-    owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    return migrated_database, tmp_path
 
 
 def status(db: LiveDatabase, export_id: uuid.UUID) -> tuple[str, str | None, int | None]:

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import report
+from tests.factories import report
 from tools.liveserver import ROOT, LiveDatabase, key_for, start_database, start_server
 
 BACKUP = ROOT / "tools" / "backup-db.sh"

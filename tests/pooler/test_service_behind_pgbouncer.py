@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import headers, report
+from tests.factories import headers, report
 from tools.liveserver import LiveServer, LiveWorker, start_server, start_worker
 
 

@@ -22,8 +22,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import headers, report
+from tests.factories import alert_rule, headers, report, webhook
 from tests.reliability.conftest import Site, record
+from tests.waiting import wait_until
 from tools.liveserver import free_port
 
 TENANT = "acme"
@@ -111,16 +112,6 @@ def stored(site: Site, prefix: str) -> Counter[str]:
         rows = conn.execute("SELECT run_id, count(*) FROM reports WHERE tenant_id = %s"
                             " AND source = %s GROUP BY run_id", (TENANT, prefix)).fetchall()
     return Counter({run_id: n for run_id, n in rows})
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def export(site: Site, source: str, timeout: float = 30) -> dict[str, Any]:
@@ -285,10 +276,9 @@ def test_kill_9_of_the_dispatcher_mid_delivery_still_delivers_once_by_id(site: S
     receiver.start()
     replacement = None
     try:
-        r = site.http.post("/alert-rules", headers=headers(TENANT, "admin"), json={
-            "name": f"rule-{source}", "match": {"severity": ["block"], "source": [source]},
-            "channels": [{"type": "webhook", "url": receiver.url_for("/hook"),
-                          "secret": f"whsec-{uuid.uuid4().hex}"}]})
+        r = site.http.post("/alert-rules", headers=headers(TENANT, "admin"), json=alert_rule(
+            f"rule-{source}", match={"severity": ["block"], "source": [source]},
+            channels=[webhook(receiver.url_for("/hook"), f"whsec-{uuid.uuid4().hex}")]))
         assert r.status_code == 201, r.text
         rule_id = r.json()["id"]
         r = site.http.post("/ingest/qc", json=report(source=source),

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from app.observability import SAMPLE_SECONDS
-from tests.conftest import headers, report
+from tests.factories import headers, report
 from tests.replication.standby import Standby
 from tools.liveserver import LiveServer, start_server
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from generated.operations import OPERATIONS, Operation
-from tests.conftest import headers, report
+from tests.factories import alert_rule, headers, new_key, report
 
 WITH_ID = [op for op in OPERATIONS if "{id}" in op.path]
 SAMPLES = 20
@@ -58,16 +58,14 @@ def ingested(http: httpx.Client) -> str:
 
 
 def made_key(http: httpx.Client) -> str:
-    r = http.post("/admin/keys", json={"name": f"proof-{uuid.uuid4().hex[:8]}", "role": "viewer"},
+    r = http.post("/admin/keys", json=new_key(f"proof-{uuid.uuid4().hex[:8]}"),
                   headers=headers())
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
 
 def made_rule(http: httpx.Client) -> str:
-    r = http.post("/alert-rules", headers=headers(), json={
-        "name": f"proof-{uuid.uuid4().hex[:8]}", "match": {"source": ["proof-never-matches"]},
-        "channels": [{"type": "slack", "url": "https://hooks.example.com/services/proof"}]})
+    r = http.post("/alert-rules", headers=headers(), json=alert_rule(f"proof-{uuid.uuid4().hex[:8]}"))
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 

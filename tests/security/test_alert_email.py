@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.api.test_alerts import Mailbox
-from tests.conftest import headers, report
+from tests.factories import alert_rule, headers, report
 from tools.liveserver import LiveDatabase, free_port, start_server, start_worker
 
 
@@ -47,9 +47,8 @@ def test_line_breaks_in_a_subject_do_not_break_the_alert_email(mail_stack: Any) 
     http, mailbox = mail_stack
     source = f"crlf-{uuid.uuid4().hex[:8]}"
     to = f"{source}@test.example"
-    r = http.post("/alert-rules", headers=headers(), json={
-        "name": source, "match": {"source": [source]},
-        "channels": [{"type": "email", "to": [to]}]})
+    r = http.post("/alert-rules", headers=headers(), json=alert_rule(
+        source, source=source, channels=[{"type": "email", "to": [to]}]))
     assert r.status_code == 201, r.text
     subject = "dataset:orders\r\nBcc: victim@evil.example\r\nX-Injected: 1"
     r = http.post("/ingest/qc", json=report(source=source, subject=subject),

@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.conftest import headers, report
+from tests.factories import headers, new_key, report
 from tools.liveserver import LiveDatabase, LiveServer, key_for, start_server
 
 METRICS_TOKEN = "metrics-token-for-security-tests"
@@ -345,7 +345,7 @@ def test_csv_exports_escape_formula_cells(http: httpx.Client, worker: Any) -> No
 # -- low: a console session keeps its login-time role ----------------------------------
 
 def test_a_session_follows_its_keys_role_at_once(http: httpx.Client, database: LiveDatabase) -> None:
-    made = http.post("/admin/keys", json={"name": "role-follow", "role": "auditor"},
+    made = http.post("/admin/keys", json=new_key("role-follow", "auditor"),
                      headers=headers())
     assert made.status_code == 201, made.text
     with httpx.Client(base_url=str(http.base_url), timeout=10) as console:

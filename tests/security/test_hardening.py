@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import headers
+from tests.factories import headers, new_key
 from tools.liveserver import LiveDatabase, start_server
 
 ALLOWED = "https://dash.example.com"
@@ -36,7 +36,7 @@ def test_every_401_names_its_scheme(http: httpx.Client) -> None:
 
 
 def test_secrets_and_sessions_are_never_stored_by_a_cache(http: httpx.Client) -> None:
-    made = http.post("/admin/keys", json={"name": "no-store", "role": "viewer"}, headers=headers())
+    made = http.post("/admin/keys", json=new_key("no-store"), headers=headers())
     assert made.headers["cache-control"] == "no-store"
     login = http.post("/bff/login", json={"api_key": made.json()["secret"]})
     assert login.headers["cache-control"] == "no-store"

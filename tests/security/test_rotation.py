@@ -19,7 +19,8 @@ import orjson
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import headers, report
+from tests.factories import alert_rule, headers, new_key, report, webhook
+from tests.waiting import wait_until
 from tools.liveserver import (
     ROOT,
     LiveDatabase,
@@ -61,20 +62,10 @@ class Answering:
         self._thread.join(10)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # -- API keys --------------------------------------------------------------------------
 
 def test_a_rotated_key_keeps_working_while_clients_switch_over(http: httpx.Client) -> None:
-    made = http.post("/admin/keys", json={"name": "rotating", "role": "viewer"}, headers=headers())
+    made = http.post("/admin/keys", json=new_key("rotating"), headers=headers())
     assert made.status_code == 201, made.text
     key_id, old = made.json()["id"], made.json()["secret"]
     current = {"secret": old}
@@ -99,7 +90,7 @@ def test_a_rotated_key_keeps_working_while_clients_switch_over(http: httpx.Clien
 
 
 def test_rotation_is_admin_only_and_answers_404_for_other_ids(http: httpx.Client) -> None:
-    made = http.post("/admin/keys", json={"name": "not-yours", "role": "viewer"},
+    made = http.post("/admin/keys", json=new_key("not-yours"),
                      headers=headers("globex", "admin")).json()
     assert http.post(f"/admin/keys/{made['id']}/rotate", headers=headers()).status_code == 404
     assert http.post(f"/admin/keys/{uuid.uuid4()}/rotate", headers=headers()).status_code == 404
@@ -117,7 +108,7 @@ def test_the_old_secret_stops_after_the_grace_period(database: LiveDatabase,
                           env={"KEY_ROTATION_GRACE": "1"})
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            made = client.post("/admin/keys", json={"name": "short-grace", "role": "viewer"},
+            made = client.post("/admin/keys", json=new_key("short-grace"),
                                headers=headers()).json()
             rotated = client.post(f"/admin/keys/{made['id']}/rotate", headers=headers()).json()
             assert client.get("/reports", headers={"X-Api-Key": rotated["secret"]}).status_code == 200
@@ -182,10 +173,8 @@ def test_encryption_key_rotation_keeps_alerts_flowing(own_database: LiveDatabase
     servers: list[Any] = [old_server, old_worker]
     try:
         with httpx.Client(base_url=old_server.url, timeout=10) as client:
-            rule = client.post("/alert-rules", headers=headers(), json={
-                "name": source, "match": {"source": [source]},
-                "channels": [{"type": "webhook", "url": receiver.url_for("/hook"),
-                              "secret": hook_secret}]})
+            rule = client.post("/alert-rules", headers=headers(), json=alert_rule(
+                source, source=source, channels=[webhook(receiver.url_for("/hook"), hook_secret)]))
             assert rule.status_code == 201, rule.text
             client.post("/ingest/qc", json=report(source=source), headers=headers(role="operator"))
         wait_until(lambda: delivered() >= 1, 30, "the first alert under key A")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from app import config
-from app.config import ConfigError, Settings
+from app.config import ENV_NAMES, ConfigError, Settings, parse_api_keys
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -77,3 +78,21 @@ def test_settings_in_code_take_field_names():
     settings = Settings(port=1234, email_recipients=("x@example.com",))
     assert settings.port == 1234 and settings.email_recipients == ("x@example.com",)
     assert settings.model_copy(update={"port": 1}).port == 1
+
+
+def test_api_keys_parsing():
+    keys = parse_api_keys("acme:viewer:secret-1234567890, globex:op-secret-1234567")
+    assert [(k.tenant, k.role, k.secret) for k in keys] == [
+        ("acme", "viewer", "secret-1234567890"), ("globex", "operator", "op-secret-1234567")]
+    with pytest.raises(ConfigError, match="entry 1"):
+        parse_api_keys("bad tenant!:admin:secret-123456")
+    with pytest.raises(ConfigError, match="at least 16"):
+        parse_api_keys("acme:admin:only-15-chars-x")
+
+
+def test_env_sample_lists_every_variable_the_settings_read():
+    root = Path(__file__).resolve().parents[2]
+    read = set(ENV_NAMES.values())
+    sample = (root / "config" / "collector.env.sample").read_text()
+    documented = set(re.findall(r"^#?([A-Z_]+)=", sample, re.MULTILINE))
+    assert read and read <= documented, f"missing from the sample: {sorted(read - documented)}"

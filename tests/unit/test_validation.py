@@ -1,8 +1,8 @@
-"""The compiled body validator: OpenAPI -> JSON Schema and the problem it raises."""
+"""The compiled body validator: OpenAPI -> JSON Schema, the problem it raises, the depth check."""
 
 from __future__ import annotations
 
-from app.validation import body_errors, compiled, to_json_schema
+from app.validation import body_errors, compiled, to_json_schema, too_deep
 
 
 def test_nullable_becomes_a_null_branch_and_annotations_drop():
@@ -18,3 +18,10 @@ def test_batch_errors_name_every_bad_index():
     assert problem.extra["invalid_indexes"] == [1, 2]
     assert {e["pointer"] for e in problem.extra["errors"]} == {"/reports/1", "/reports/2/a"}
     assert body_errors(compiled(schema), {"reports": [{"a": 1}]}) is None
+
+
+def test_depth_is_measured_without_recursion() -> None:
+    deep: object = 1
+    for _ in range(100_000):
+        deep = [deep]
+    assert too_deep(deep) and not too_deep({"a": [{"b": [1, {"c": 2}]}]})

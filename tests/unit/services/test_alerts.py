@@ -1,5 +1,6 @@
 """Alerts without a database: sealed secrets, masks, the SSRF guard, backoff, Retry-After,
-webhook signatures, renderings, the delivery jobs' retry decisions and schedules."""
+webhook signatures, renderings, the delivery jobs' retry decisions and schedules, the
+keyring, header values, the IPv6 forms of the SSRF guard."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import pytest
 from app import config, worker
 from app.config import ConfigError, Settings
 from app.services.alerts import channel_secrets, channels, delivery, ssrf_guard
-from app.services.alerts.channels import Message, backoff, parse_retry_after, redact, signature
-from app.services.alerts.ssrf_guard import TargetRefused, check_url
+from app.services.alerts.channels import Message, backoff, header_value, parse_retry_after, redact, signature
+from app.services.alerts.ssrf_guard import TargetRefused, address_allowed, check_url
 from app.services.ops import system_alerts
 
 SLACK = "https://hooks.slack.com/services/T0001/B0001/abcdefghijklmnopqrstuvwx"
@@ -245,3 +246,31 @@ def test_routine_job_lines_stay_out_of_the_worker_log_but_their_problems_do_not(
     assert worker._not_routine(record(logging.INFO, "export"))
     retried = record(logging.INFO, "alerts.deliver", delivery.DeliveryFailed(2.0, "HTTP 500"))
     assert worker._not_routine(retried) and retried.exc_info is None  # no traceback for it
+
+
+def test_the_keyring_opens_old_seals_and_reseals_under_the_current_key() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    sealed = channel_secrets.Vault(old).seal({"url": "https://x"}, context="ctx")
+    ring = channel_secrets.Vault(new, (old,))
+    assert ring.open(sealed, context="ctx") == {"url": "https://x"} and not ring.current(sealed)
+    fresh = ring.reseal(sealed, context="ctx")
+    assert ring.current(fresh) and channel_secrets.Vault(new).open(fresh, context="ctx")
+    with pytest.raises(channel_secrets.SecretsUnreadable):
+        channel_secrets.Vault(new).open(sealed, context="ctx")
+    with pytest.raises(channel_secrets.SecretsUnreadable):
+        ring.open(fresh, context="another rule")
+
+
+def test_header_values_lose_control_characters() -> None:
+    assert header_value("a\r\nBcc: x\tb\x00") == "a Bcc: x b "
+
+
+@pytest.mark.parametrize(("address", "allowed"), [
+    ("::127.0.0.1", False), ("::ffff:0:7f00:1", False), ("64:ff9b::7f00:1", False),
+    ("2002:7f00:1::", False), ("::ffff:10.0.0.1", False), ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),
+    ("64:ff9b:1::808:808", False), ("::1", False), ("::", False), ("fe80::1%eth0", False),
+    ("64:ff9b::808:808", True), ("2002:808:808::1", True), ("::ffff:8.8.8.8", True),
+    ("2606:4700:4700::1111", True), ("8.8.8.8", True), ("10.1.2.3", False),
+])
+def test_ipv6_forms_are_judged_by_their_embedded_ipv4(address: str, allowed: bool) -> None:
+    assert address_allowed(address) is allowed

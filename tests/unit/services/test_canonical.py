@@ -1,11 +1,15 @@
-"""The fast canonical path writes exactly what the rfc8785 library writes."""
+"""Canonical documents: the fast path writes exactly what the rfc8785 library writes; derived
+fields; RFC 3339 times."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
 
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.services import canonical
 from app.services.canonical import _orjson_agrees, canonical_bytes
 
 scalars = (st.none() | st.booleans() | st.text()
@@ -41,3 +45,21 @@ def test_typical_reports_take_the_fast_path():
     assert not fast({"x": 1e20}) and not fast({"x": 2.0}) and not fast(-0.0)
     assert canonical_bytes({"\U0001f600": 1, "\ue000": 2}) == rfc8785.dumps(
         {"\U0001f600": 1, "\ue000": 2})
+
+
+def test_derive_takes_worst_status_and_highest_non_pass_severity():
+    checks = [{"status": "pass", "severity": "block"}, {"status": "warn", "severity": "info"}]
+    assert canonical.derive(checks) == ("warn", "info", {"pass": 1, "warn": 1, "fail": 0})
+    assert canonical.derive([{"status": "pass", "severity": "block"}])[1] == "info"
+
+
+def test_canonical_bytes_are_rfc8785():
+    # keys sorted by UTF-16 code units, no whitespace, ES6 number form
+    assert canonical.canonical_bytes({"b": 1.0, "a": [True, None], "é": "x"}) == \
+        b'{"a":[true,null],"b":1,"\xc3\xa9":"x"}'
+
+
+def test_rfc3339_pads_early_years_and_normalises_to_utc():
+    assert canonical.rfc3339(datetime(211, 3, 9, 4, tzinfo=UTC)) == "0211-03-09T04:00:00.000000Z"
+    plus_two = datetime(2026, 1, 1, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert canonical.rfc3339(plus_two) == "2026-01-01T03:00:00.000000Z"

@@ -15,8 +15,9 @@ from app.importers import InvalidFile, Options, to_reports
 from app.validation import to_json_schema
 from tests.importers import hostile
 
-SAMPLES = Path(__file__).parent / "samples"
-SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = ROOT / "tests" / "importers" / "samples"  # shared with the API and live tests there
+SPEC = ROOT / "openapi" / "openapi.yaml"
 WHEN = datetime(2026, 11, 21, 2, 3, 11, tzinfo=UTC)
 
 

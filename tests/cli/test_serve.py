@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.conftest import report
+from tests.factories import report
 from tools.liveserver import free_port
 
 
