@@ -105,7 +105,7 @@ class Validators:
 
 
 def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
-    """Weak comparison (RFC 9110 13.1.2), as app/services/reports.matches."""
+    """Weak comparison (RFC 9110 13.1.2), as app/services/versions.matches."""
     return any(tag.strip().removeprefix(b"W/") == etag for tag in if_none_match.split(b","))
 
 

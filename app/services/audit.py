@@ -9,7 +9,8 @@ from uuid import UUID
 
 from app.services import cursors
 from app.services.canonical import rfc3339
-from app.services.reports import etag, matches, parse_time
+from app.services.reports import parse_time
+from app.services.versions import etag, matches
 from app.storage import audit as audit_store
 from app.storage import reports as report_store
 from app.storage.db import Database

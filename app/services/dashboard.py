@@ -10,8 +10,9 @@ from typing import Any
 
 from app.errors import BadRequest
 from app.services.canonical import rfc3339
-from app.services.reports import Filters, etag, matches
+from app.services.reports import Filters
 from app.services.timeline import ceil, floor
+from app.services.versions import etag, matches
 from app.storage import dashboard as dashboard_store
 from app.storage import reports as report_store
 from app.storage.db import Database

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -14,10 +12,9 @@ import orjson
 from app.errors import BadRequest, NotFound
 from app.services import cursors
 from app.services.canonical import rfc3339
+from app.services.versions import etag, matches, versioned_read
 from app.storage import reports as report_store
-from app.storage.db import Connection, Database
-
-T = TypeVar("T")
+from app.storage.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,22 +84,6 @@ def make_filters(*, severity: list[str] | None = None, status: list[str] | None 
     return filters
 
 
-def etag(tenant: str, version: int, *parts: Any) -> str:
-    digest = hashlib.blake2b(orjson.dumps([tenant, version, *parts], default=str),
-                             digest_size=12).hexdigest()
-    return f'"{digest}"'
-
-
-def matches(if_none_match: str | None, current: str) -> bool:
-    """Weak comparison (RFC 9110 13.1.2) against a list of entity tags."""
-    if not if_none_match:
-        return False
-    for tag in if_none_match.split(","):
-        if tag.strip().removeprefix("W/") == current:
-            return True
-    return False
-
-
 # -- cursors ------------------------------------------------------------------------
 
 
@@ -129,29 +110,6 @@ class Page:
     etag: str
     items: bytes | None  # a JSON array of summaries; None: not modified
     next_cursor: str | None
-
-
-async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None,
-                         tag_of: Callable[[int], str],
-                         read: Callable[[Connection], Awaitable[T]]) -> tuple[str, T | None]:
-    """The one way a read with an ETag runs: the tenant's version makes the tag (`tag_of`);
-    a matching If-None-Match skips `read` (None). On the primary, the version rides with
-    the transaction's scope statement and the read follows in the same transaction (not
-    pipelined: psycopg's pipeline machinery cost more CPU per request than the round trips
-    it saved, measured with process_time); with replica reads, the version comes from the
-    primary first, so a replica's answer is never older than the tag it is sent with."""
-    if db.reads_on_replica:
-        async with db.system() as conn:
-            tag = tag_of(await report_store.tenant_version(conn, tenant=tenant))
-        if matches(if_none_match, tag):
-            return tag, None
-        async with db.tenant(tenant, read=True) as conn:
-            return tag, await read(conn)
-    async with db.tenant_versioned(tenant) as (conn, version):
-        tag = tag_of(version)
-        if matches(if_none_match, tag):
-            return tag, None
-        return tag, await read(conn)
 
 
 async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str, limit: int,

@@ -9,7 +9,8 @@ import orjson
 
 from app.errors import BadRequest
 from app.services.canonical import rfc3339
-from app.services.reports import Filters, etag, versioned_read
+from app.services.reports import Filters
+from app.services.versions import etag, versioned_read
 from app.storage import reports as report_store
 from app.storage.db import Database
 

@@ -24,7 +24,7 @@ from app.services.access.principal import Principal
 from app.services.alerts import channel_secrets
 from app.services.alerts.ssrf_guard import TargetRefused, check_url
 from app.services.canonical import rfc3339
-from app.services.reports import etag, matches
+from app.services.versions import etag, matches
 from app.storage import alerts as alert_store
 from app.storage.db import Database
 from generated.types import AlertRuleRequest

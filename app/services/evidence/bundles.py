@@ -17,7 +17,7 @@ from uuid import UUID
 
 from app.errors import NotFound
 from app.services.canonical import canonical_bytes
-from app.services.reports import etag, versioned_read
+from app.services.versions import etag, versioned_read
 from app.storage import reports as report_store
 from app.storage import signatures as signature_store
 from app.storage.db import Connection, Database

@@ -14,7 +14,8 @@ from app.config import Settings
 from app.errors import NotFound
 from app.services.canonical import rfc3339
 from app.services.exports.signed_urls import download_url, sign_secret
-from app.services.reports import decode_cursor, encode_cursor, etag, matches
+from app.services.reports import decode_cursor, encode_cursor
+from app.services.versions import etag, matches
 from app.storage import exports as export_store
 from app.storage.db import Database
 

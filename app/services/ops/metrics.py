@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from app.services.canonical import rfc3339
-from app.services.reports import matches
+from app.services.versions import matches
 from app.storage import ops as ops_store
 from app.storage.db import Database
 
