@@ -32,6 +32,7 @@ from app.errors import DomainError
 from app.observability import request_state
 from app.security import guard
 from app.services.access import keys as key_service
+from app.services.versions import matches
 
 # Reads whose ETag is a function of (tenant version, URL) and nothing else (no "now").
 CACHEABLE = frozenset({"reports.list_reports", "reports.get_report"})
@@ -104,11 +105,6 @@ class Validators:
                 and self._changed_at.get(tenant, 0) <= since)
 
 
-def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
-    """Weak comparison (RFC 9110 13.1.2), as app/services/versions.matches."""
-    return any(tag.strip().removeprefix(b"W/") == etag for tag in if_none_match.split(b","))
-
-
 class ConditionalReads:
     """ASGI layer ahead of connexion: answers what memory can, learns from the rest."""
 
@@ -170,7 +166,7 @@ class ConditionalReads:
         if principal is None:
             return False
         known = rt.validators.known(principal.tenant, scope["path"], scope["query_string"])
-        if known is None or not _etag_matches(if_none_match, known.etag):
+        if known is None or not matches(if_none_match.decode("latin-1"), known.etag.decode()):
             return False
         client = scope.get("client")
         try:
