@@ -178,15 +178,25 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 2
 
 
-def cmd_smoke(args: argparse.Namespace) -> int:
-    from app import smoke
-
-    settings = config.load()
+def _target(args: argparse.Namespace, settings: config.Settings) -> tuple[str, str] | None:
+    """The running service a client command talks to: --url/--api-key, else COLLECTOR_URL
+    and API_KEY; None (said on stderr) when either is missing."""
     url = args.url or settings.collector_url
     key = args.api_key or settings.smoke_api_key
     if not url or not key:
         print("give --url and --api-key (or COLLECTOR_URL and API_KEY)", file=sys.stderr)
+        return None
+    return url, key
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from app import smoke
+
+    settings = config.load()
+    target = _target(args, settings)
+    if target is None:
         return 2
+    url, key = target
     result = smoke.run(url, key, args.tenant or settings.smoke_tenant)
     for name, ok, detail in result.results:
         print(f"{'PASS' if ok else 'FAIL'}  {name:<32} {detail}")
@@ -324,11 +334,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from app.importers.upload import run
 
     settings = config.load()
-    url = args.url or settings.collector_url
-    key = args.api_key or settings.smoke_api_key
-    if not url or not key:
-        print("give --url and --api-key (or COLLECTOR_URL and API_KEY)", file=sys.stderr)
+    target = _target(args, settings)
+    if target is None:
         return 2
+    url, key = target
     labels = {}
     for item in args.label:
         name, sep, value = item.partition("=")

@@ -39,7 +39,7 @@ CACHEABLE = frozenset({"reports.list_reports", "reports.get_report"})
 MAX_AGE_SECONDS = 5.0
 STALE_AFTER_SECONDS = 3.0  # three missed heartbeats (app/storage/changes.py)
 MAX_ENTRIES = 20_000
-SAFE_METHODS = (b"GET", b"HEAD")
+SAFE_METHODS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +120,11 @@ class ConditionalReads:
             await self.app(scope, receive, send)
             return
         validators = rt.validators
-        method = scope["method"].encode()
+        method = scope["method"]
         if method not in SAFE_METHODS:
             await self.app(scope, receive, _forgetting(scope, send, validators))
             return
-        if method == b"GET" and validators.listening():
+        if method == "GET" and validators.listening():
             if await self._answer_from_memory(scope, send, rt):
                 return
         since = validators.sequence
@@ -140,7 +140,7 @@ class ConditionalReads:
 
         await self.app(scope, receive, capture)
         status, etag = captured
-        if etag is None or status not in (200, 304) or method != b"GET":
+        if etag is None or status not in (200, 304) or method != "GET":
             return
         state = request_state(scope)
         operation = state.operation_id(scope)

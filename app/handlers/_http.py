@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 import orjson
 from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
+from app.errors import NotFound
 from app.observability import request_state
 from app.services.access.principal import Principal
 
@@ -23,6 +25,15 @@ def principal(token_info: dict[str, Any]) -> Principal:
 def body() -> Any:
     """The request body, parsed once by the validation layer."""
     return request_state(request.scope).body
+
+
+def path_id(raw: str, missing: str) -> UUID:
+    """A path id: not a UUID names nothing that exists, so it is the same 404 as an
+    unknown or another tenant's id (`missing`)."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise NotFound(missing) from None
 
 
 def header(name: str) -> str | None:

@@ -8,16 +8,12 @@ from uuid import UUID
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
-from app.errors import NotFound
-from app.handlers._http import header, json, not_modified, principal
+from app.handlers._http import header, json, not_modified, path_id, principal
 from app.services.evidence import bundles, signatures
 
 
 def _report_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFound("report not found") from None
+    return path_id(raw, "report not found")
 
 
 async def sign_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:

@@ -10,9 +10,9 @@ from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
-from app.handlers._http import header, json, principal
+from app.handlers._http import header, principal
+from app.handlers.ingest import stored
 from app.importers import Options
-from app.observability import INGESTED
 from app.services.ingest import imports as import_service
 
 
@@ -43,7 +43,4 @@ async def import_file(token_info: dict[str, Any], format: str, source: str,
         db=rt.db, committer=rt.committer, tenant=principal(token_info).tenant, fmt=format,
         raw=await request.body(), options=options, idempotency_key=header("idempotency-key"),
         idempotency_ttl=rt.idempotency_ttl, in_flight_timeout=rt.in_flight_timeout)
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    for severity in result.severities:
-        INGESTED.labels(severity).inc()
-    return json(result.answer.body, 201, headers)
+    return stored(result)

@@ -10,6 +10,7 @@ from app import runtime
 from app.handlers._http import body, header, json, principal
 from app.observability import INGESTED
 from app.services.ingest import service as ingest_service
+from app.services.ingest.service import Ingested
 from generated.types import BatchSubmission, ReportSubmission
 
 
@@ -21,6 +22,13 @@ async def _ingest(token_info: dict[str, Any], operation: str,
         operation=operation, submissions=submissions, batch=batch, request_body=body(),
         idempotency_key=header("idempotency-key"), idempotency_ttl=rt.idempotency_ttl,
         in_flight_timeout=rt.in_flight_timeout)
+    return stored(result)
+
+
+def stored(result: Ingested) -> ConnexionResponse:
+    """201 with the stored answer (also a replay's, byte for byte), its `Location` when it
+    names one report, `Idempotent-Replayed` on a replay; the severities counted. POST
+    /ingest/{format} answers the same way (app/handlers/imports.py)."""
     headers = {}
     if result.answer.report_id is not None:
         headers["Location"] = f"/reports/{result.answer.report_id}"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from typing import Any, cast
-from uuid import UUID
 
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
-from app.errors import NotFound
-from app.handlers._http import body, json, principal
+from app.handlers._http import body, json, path_id, principal
 from app.services.access import keys as key_service
 from app.services.canonical import rfc3339
 from generated.types import ApiKeyRequest
@@ -43,10 +41,7 @@ async def list_keys(token_info: dict[str, Any]) -> ConnexionResponse:
 
 async def rotate_key(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     caller, rt = principal(token_info), runtime.get()
-    try:
-        key_id = UUID(id)
-    except ValueError:
-        raise NotFound("no active key with this id in the tenant") from None
+    key_id = path_id(id, "no active key with this id in the tenant")
     rotated = await key_service.rotate(db=rt.db, tenant=caller.tenant, key_id=key_id,
                                        grace_seconds=rt.settings.key_rotation_grace,
                                        actor_key=caller.key_id)
@@ -59,10 +54,7 @@ async def rotate_key(token_info: dict[str, Any], id: str) -> ConnexionResponse:
 
 async def revoke_key(token_info: dict[str, Any], id: str) -> ConnexionResponse:
     caller = principal(token_info)
-    try:
-        key_id = UUID(id)
-    except ValueError:
-        raise NotFound("no active key with this id in the tenant") from None
+    key_id = path_id(id, "no active key with this id in the tenant")
     await key_service.revoke(db=runtime.get().db, tenant=caller.tenant, key_id=key_id,
                              actor_key=caller.key_id)
     return ConnexionResponse(status_code=204)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import orjson
 from connexion.lifecycle import ConnexionResponse
 
 from app import runtime
-from app.errors import NotFound
-from app.handlers._http import header, json, next_link, not_modified, principal
+from app.handlers._http import header, json, next_link, not_modified, path_id, principal
 from app.services import reports as report_service
 
 
@@ -35,10 +33,7 @@ async def list_reports(token_info: dict[str, Any], sort: str = "-received_at", l
 
 
 async def get_report(token_info: dict[str, Any], id: str) -> ConnexionResponse:
-    try:
-        report_id = UUID(id)
-    except ValueError:
-        raise NotFound("report not found") from None
+    report_id = path_id(id, "report not found")
     document = await report_service.get_report(
         db=runtime.get().db, tenant=principal(token_info).tenant, report_id=report_id,
         if_none_match=header("if-none-match"))

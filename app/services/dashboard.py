@@ -11,7 +11,7 @@ from typing import Any
 from app.errors import BadRequest
 from app.services.canonical import rfc3339
 from app.services.reports import Filters
-from app.services.timeline import ceil, floor
+from app.services.timeline import covering
 from app.services.versions import etag, matches
 from app.storage import dashboard as dashboard_store
 from app.storage import reports as report_store
@@ -32,17 +32,8 @@ class Answer:
 def period(since: datetime | None, until: datetime | None,
            now: datetime) -> tuple[datetime, datetime]:
     """Whole UTC hours covering [since, until): the rollup's own grain."""
-    end = until or now
-    try:
-        start = since or (end - DEFAULT_PERIOD)
-        if start > end:
-            raise BadRequest("since is after until")
-        first, last = floor(start, HOUR), ceil(end, HOUR)
-    except OverflowError:
-        raise BadRequest("since/until out of range") from None
-    if last == first:
-        last = first + HOUR
-    if end - start > MAX_PERIOD:  # what was asked; widening to whole hours adds < 2 h
+    first, last, asked = covering(since, until, now, width=HOUR, default_span=DEFAULT_PERIOD)
+    if asked > MAX_PERIOD:  # what was asked; widening to whole hours adds < 2 h
         raise BadRequest(f"the period is longer than {MAX_PERIOD.days} days",
                          limit=MAX_PERIOD.days)
     return first, last

@@ -29,13 +29,14 @@ def ceil(moment: datetime, width: timedelta) -> datetime:
     return start if start == moment else start + width
 
 
-def bucket_range(bucket: str, since: datetime | None, until: datetime | None,
-                 now: datetime) -> tuple[datetime, datetime]:
-    """Whole buckets covering [since, until); until defaults to now."""
-    width = WIDTH[bucket]
+def covering(since: datetime | None, until: datetime | None, now: datetime, *,
+             width: timedelta, default_span: timedelta) -> tuple[datetime, datetime, timedelta]:
+    """Whole `width` units covering [since, until): until defaults to now, since to
+    `default_span` before it. Also the span asked for, before widening (timeline and
+    dashboard bound it each their way)."""
     end = until or now
     try:
-        start = since or (end - DEFAULT_SPAN[bucket])
+        start = since or (end - default_span)
         if start > end:
             raise BadRequest("since is after until")
         first, last = floor(start, width), ceil(end, width)
@@ -43,6 +44,14 @@ def bucket_range(bucket: str, since: datetime | None, until: datetime | None,
         raise BadRequest("since/until out of range") from None
     if last == first:
         last = first + width
+    return first, last, end - start
+
+
+def bucket_range(bucket: str, since: datetime | None, until: datetime | None,
+                 now: datetime) -> tuple[datetime, datetime]:
+    """Whole buckets covering [since, until); until defaults to now."""
+    width = WIDTH[bucket]
+    first, last, _ = covering(since, until, now, width=width, default_span=DEFAULT_SPAN[bucket])
     count = (last - first) // width
     if count > MAX_BUCKETS:
         raise BadRequest(f"{count} {bucket} buckets requested; at most {MAX_BUCKETS}",
