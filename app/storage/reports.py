@@ -40,7 +40,9 @@ def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
 
 
 async def tenant_version(conn: Connection, *, tenant: str) -> int:
-    return await _version(await conn.execute(q("tenant_version"), {"tenant": tenant}))
+    cur = await conn.execute(q("tenant_version"), {"tenant": tenant})
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def bump_version(conn: Connection, *, tenant: str) -> None:
@@ -128,24 +130,16 @@ def _page_query(params: dict[str, Any], sort: str, descending: bool) -> sql.Comp
                     direction=sql.SQL("DESC" if descending else "ASC"))
 
 
-async def _json_page(cur: Any, page_size: int) -> JsonPage:
-    rows = await cur.fetchall()
-    page = rows[:page_size]
-    items = b"[" + b",".join(row[0].encode() for row in page) + b"]"
-    more = len(rows) > page_size
-    return JsonPage(items, more, (page[-1][1], page[-1][2]) if more else None)
-
-
 async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
                          descending: bool) -> JsonPage:
-    """One page (params["page_size"] items) as JSON."""
+    """One page (params["page_size"] items) as JSON; page_size + 1 rows tell if more follow."""
     cur = await conn.execute(_page_query(params, sort, descending), {"tenant": tenant, **params})
-    return await _json_page(cur, params["page_size"])
-
-
-async def _version(cur: Any) -> int:
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    rows = await cur.fetchall()
+    size = params["page_size"]
+    page = rows[:size]
+    more = len(rows) > size
+    return JsonPage(b"[" + b",".join(row[0].encode() for row in page) + b"]", more,
+                    (page[-1][1], page[-1][2]) if more else None)
 
 
 async def timeline_buckets(conn: Connection, *, tenant: str, params: dict[str, Any],
