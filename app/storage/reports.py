@@ -81,9 +81,31 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+# One insert statement carries about this much at most. libpq keeps a connection's send
+# buffer at the size of the largest message it ever sent, for the connection's life: with
+# one statement per group commit, every pooled connection came to hold a buffer of a whole
+# commit (~2 MB for two batches of 500), ~20 MB of each API worker. Statements of a
+# pipelined write still travel in one round trip.
+STATEMENT_BYTES = 256 * 1024
+_ROW_BYTES = 600  # a row's JSON around its canonical document, roughly
+
+
+def _statements(rows: Sequence[ReportRow]) -> list[Sequence[ReportRow]]:
+    chunks, start, size = [], 0, 0
+    for end, row in enumerate(rows, 1):
+        size += len(row.canonical) + _ROW_BYTES
+        if size >= STATEMENT_BYTES:
+            chunks.append(rows[start:end])
+            start, size = end, 0
+    if start < len(rows):
+        chunks.append(rows[start:])
+    return chunks
+
+
 async def insert_rows(conn: Connection, *, tenant: str, rows: Sequence[ReportRow]) -> None:
-    payload = orjson.dumps(rows, default=_json_default).decode()
-    await conn.execute(q("insert_reports"), {"tenant": tenant, "rows": payload})
+    for chunk in _statements(rows):
+        payload = orjson.dumps(chunk, default=_json_default).decode()
+        await conn.execute(q("insert_reports"), {"tenant": tenant, "rows": payload})
 
 
 async def add_rollup(conn: Connection, *, tenant: str,

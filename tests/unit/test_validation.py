@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from app.validation import body_errors, compiled, to_json_schema, too_deep
 
 
@@ -25,3 +28,22 @@ def test_depth_is_measured_without_recursion() -> None:
     for _ in range(100_000):
         deep = [deep]
     assert too_deep(deep) and not too_deep({"a": [{"b": [1, {"c": 2}]}]})
+
+
+def _depth(node: object) -> int:
+    if isinstance(node, dict):
+        return 1 + max(map(_depth, node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max(map(_depth, node), default=0)
+    return 0
+
+
+bodies = st.recursive(st.none() | st.integers() | st.text(max_size=2),
+                      lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(max_size=2), inner, max_size=3), max_leaves=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(bodies, st.integers(1, 6))
+def test_depth_limit_is_the_nesting_of_containers(body, limit):
+    assert too_deep(body, limit) == (_depth(body) > limit)

@@ -38,10 +38,11 @@ def _parse_time(raw: str) -> datetime | None:
         return None
 
 
-def _check(submission: dict[str, Any], pointer: str) -> list[dict[str, str]]:
+def _check(submission: dict[str, Any], pointer: str, observed_at: datetime | None
+           ) -> list[dict[str, str]]:
     """What the JSON Schema cannot say: a real instant, label key length, no NUL keys."""
     errors = []
-    if _parse_time(submission["observed_at"]) is None:
+    if observed_at is None:
         errors.append({"pointer": f"{pointer}/observed_at",
                        "detail": "not an RFC 3339 date-time with an offset, or out of range"})
     for key in submission.get("labels", {}):
@@ -51,36 +52,41 @@ def _check(submission: dict[str, Any], pointer: str) -> list[dict[str, str]]:
     return errors
 
 
-def prepare(submission: dict[str, Any], *, tenant: str, received_at: datetime) -> PreparedReport:
+def prepare(submission: dict[str, Any], *, tenant: str, received_at: datetime,
+            received: str | None = None, observed_at: datetime | None = None) -> PreparedReport:
+    """`received` (received_at in RFC 3339) and `observed_at` (parsed) when the caller has
+    them already: a batch shares one received time."""
     report_id = UUID(bytes=uuid_utils.uuid7().bytes)
     checks = submission["checks"]
     status, severity, counts = derive(checks)
     labels = submission.get("labels", {})
-    received = rfc3339(received_at)
-    document: dict[str, Any] = {
+    # The answer's fields in the answer's order; the stored document adds the checks.
+    summary: dict[str, Any] = {
         "source": submission["source"],
         "subject": submission["subject"],
         "observed_at": submission["observed_at"],
         "labels": labels,
-        "checks": checks,
         "id": str(report_id),
         "tenant": tenant,
-        "received_at": received,
+        "received_at": received or rfc3339(received_at),
         "status": status,
         "severity": severity,
         "counts": counts,
     }
     run_id = submission.get("run_id")
     if run_id is not None:
-        document["run_id"] = run_id
-    canonical = canonical_bytes(document)
+        summary["run_id"] = run_id
+    # Numbers can only be in the counts and in the checks' and labels' values (the rest
+    # are strings): only those are checked for where orjson and RFC 8785 may differ.
+    canonical = canonical_bytes(
+        {**summary, "checks": checks},
+        scalars=(*counts.values(), *labels.values(), *(v for c in checks for v in c.values())))
     digest = sha256_hex(canonical)
-    summary = {k: v for k, v in document.items() if k != "checks"}
     summary["content_sha256"] = digest
     summary["signed"] = False
     row = ReportRow(
         id=report_id, received_at=received_at,
-        observed_at=_parse_time(submission["observed_at"]),
+        observed_at=observed_at or _parse_time(submission["observed_at"]),
         observed_at_raw=submission["observed_at"], source=submission["source"],
         subject=submission["subject"], run_id=run_id, labels=labels, status=status,
         severity=severity, count_pass=counts["pass"], count_warn=counts["warn"],
@@ -95,12 +101,15 @@ def prepare_all(submissions: list[dict[str, Any]], *, tenant: str, batch: bool,
     """All or nothing: any invalid submission raises InvalidBody naming each one."""
     errors: list[dict[str, str]] = []
     bad: list[int] = []
+    observed = [_parse_time(s["observed_at"]) for s in submissions]
     for index, submission in enumerate(submissions):
-        found = _check(submission, f"/reports/{index}" if batch else "")
+        found = _check(submission, f"/reports/{index}" if batch else "", observed[index])
         if found:
             errors.extend(found)
             bad.append(index)
     if errors:
         raise InvalidBody(errors, bad if batch else None)
     received_at = now or datetime.now(UTC)
-    return [prepare(s, tenant=tenant, received_at=received_at) for s in submissions]
+    received = rfc3339(received_at)
+    return [prepare(s, tenant=tenant, received_at=received_at, received=received, observed_at=t)
+            for s, t in zip(submissions, observed, strict=True)]

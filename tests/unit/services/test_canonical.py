@@ -32,6 +32,38 @@ def test_every_float_agrees(number):
         rfc8785.dumps({"observed": number, "k": [number, -number]})
 
 
+def leaves(document):
+    """Every scalar of a document (what a caller passing `scalars` vouches for)."""
+    if isinstance(document, dict):
+        return [leaf for value in document.values() for leaf in leaves(value)]
+    if isinstance(document, list):
+        return [leaf for value in document for leaf in leaves(value)]
+    return [document]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(documents)
+def test_checking_the_scalars_alone_gives_the_same_bytes(document):
+    assert canonical_bytes(document, scalars=leaves(document)) == rfc8785.dumps(document)
+
+
+reports = st.fixed_dictionaries({
+    "source": st.text(min_size=1), "labels": st.dictionaries(st.text(), st.text(), max_size=3),
+    "counts": st.fixed_dictionaries({k: st.integers(0, 1000) for k in ("pass", "warn", "fail")}),
+    "checks": st.lists(st.dictionaries(st.sampled_from(["rule", "observed", "expected"]), scalars),
+                       max_size=4)})
+
+
+@settings(max_examples=2000, deadline=None)
+@given(reports, st.booleans())
+def test_a_reports_scalars_are_its_counts_labels_and_check_values(report, nested):
+    if nested:  # a container among the values (not from the contract): the library decides
+        report["checks"].append({"observed": [1.0, {"x": 2e30}]})
+    scalars = (*report["counts"].values(), *report["labels"].values(),
+               *(v for check in report["checks"] for v in check.values()))
+    assert canonical_bytes(report, scalars=scalars) == rfc8785.dumps(report)
+
+
 def fast(document) -> bool:
     import orjson
     return _orjson_agrees(orjson.dumps(document, option=orjson.OPT_SORT_KEYS))

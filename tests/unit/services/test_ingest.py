@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import rfc8785
 
 from app.errors import InvalidBody
 from app.services import canonical
@@ -40,3 +41,15 @@ def test_offsets_beyond_postgres_range_are_normalised_to_utc():
     submission = small_report(observed_at="2029-03-24T16:24:26+23:23", status="pass", severity="info")
     [prepared] = prepare_all([submission], tenant="t", batch=False)
     assert prepared.row.observed_at == datetime(2029, 3, 23, 17, 1, 26, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("observed", [0.002, 2.0, 1e21, 2**53 - 1, -(10**15), "1e5", None, True])
+def test_the_stored_bytes_are_rfc8785_of_the_document_and_the_answer_keeps_its_order(observed):
+    submission = small_report(run_id="r1", labels={"env": "prod"})
+    submission["checks"][0].update(observed=observed, expected=1.5)
+    [prepared] = prepare_all([submission], tenant="acme", batch=True)
+    document = {k: v for k, v in prepared.summary.items() if k not in ("content_sha256", "signed")}
+    assert prepared.row.canonical == rfc8785.dumps({**document, "checks": submission["checks"]})
+    assert list(prepared.summary) == ["source", "subject", "observed_at", "labels", "id", "tenant",
+                                      "received_at", "status", "severity", "counts", "run_id",
+                                      "content_sha256", "signed"]
