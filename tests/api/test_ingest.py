@@ -6,9 +6,11 @@ import concurrent.futures
 import hashlib
 import uuid
 
+import httpx
 import rfc8785
 
 from tests.factories import headers, report
+from tools import liveserver
 
 
 def test_ingest_answers_201_with_summary_and_location(http):
@@ -86,3 +88,28 @@ def test_concurrent_ingests_are_all_committed(http):
     assert statuses == [201] * 64
     listed = http.get("/reports", params={"subject": marker, "limit": 500}, headers=headers())
     assert sorted(int(i["run_id"]) for i in listed.json()["items"]) == list(range(64))
+
+
+def test_batches_beyond_the_workers_batch_concurrency_wait_their_turn_and_all_commit(
+        database, tmp_path):
+    # One worker that takes one batch at a time (BATCH_CONCURRENCY=1): eight sent at once
+    # all succeed, every report stored once.
+    live = liveserver.start_server(database, workers=1, run_dir=tmp_path,
+                                   env={"BATCH_CONCURRENCY": "1"})
+    marker = uuid.uuid4().hex
+    try:
+        with httpx.Client(base_url=live.url, timeout=60) as client:
+            def post(n: int) -> httpx.Response:
+                body = {"reports": [report(subject=marker, run_id=f"{n}-{i}") for i in range(50)]}
+                return client.post("/ingest/qc/batch", json=body, headers=headers())
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(post, range(8)))
+            assert [a.status_code for a in answers] == [201] * 8
+            assert [len(a.json()["items"]) for a in answers] == [50] * 8
+            listed = client.get("/reports", params={"subject": marker, "limit": 500},
+                                headers=headers()).json()["items"]
+    finally:
+        live.stop()
+    assert sorted(item["run_id"] for item in listed) == sorted(
+        f"{n}-{i}" for n in range(8) for i in range(50))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.validation import body_errors, compiled, to_json_schema, too_deep
+from app.validation import body_errors, compiled, depth_bound, to_json_schema, too_deep
 
 
 def test_nullable_becomes_a_null_branch_and_annotations_drop():
@@ -47,3 +49,18 @@ bodies = st.recursive(st.none() | st.integers() | st.text(max_size=2),
 @given(bodies, st.integers(1, 6))
 def test_depth_limit_is_the_nesting_of_containers(body, limit):
     assert too_deep(body, limit) == (_depth(body) > limit)
+
+
+def test_depth_bound_of_a_schema_follows_its_containers():
+    scalar = {"type": "string"}
+    report = {"type": "object", "additionalProperties": False, "properties": {
+        "labels": {"type": "object", "additionalProperties": scalar},
+        "checks": {"type": "array", "items": {"anyOf": [scalar, {"type": "array", "items": scalar}]}}}}
+    assert depth_bound(report) == 3  # report { checks [ [ "x" ] ] }
+    assert depth_bound({"type": "object"}) == math.inf  # any member, any depth
+    assert depth_bound({"type": "array"}) == math.inf
+    assert depth_bound({"allOf": [{"type": "object"}, report]}) == 3
+    recursive: dict = {"type": "array"}
+    recursive["items"] = recursive
+    assert depth_bound(recursive) == math.inf
+    assert depth_bound({"$ref": "#/x"}) == math.inf  # unresolved: not bounded

@@ -76,11 +76,12 @@ def prepare(submission: dict[str, Any], *, tenant: str, received_at: datetime,
     run_id = submission.get("run_id")
     if run_id is not None:
         summary["run_id"] = run_id
-    # Numbers can only be in the counts and in the checks' and labels' values (the rest
-    # are strings): only those are checked for where orjson and RFC 8785 may differ.
-    canonical = canonical_bytes(
-        {**summary, "checks": checks},
-        scalars=(*counts.values(), *labels.values(), *(v for c in checks for v in c.values())))
+    # Numbers can only be among the checks' and labels' values (the counts are small
+    # integers, the other fields strings): only those are checked for where orjson and
+    # RFC 8785 may differ.
+    scalars = [v for check in checks for v in check.values() if type(v) is not str]
+    scalars += [v for v in labels.values() if type(v) is not str]
+    canonical = canonical_bytes({**summary, "checks": checks}, scalars=scalars)
     digest = sha256_hex(canonical)
     summary["content_sha256"] = digest
     summary["signed"] = False
