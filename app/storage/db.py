@@ -17,8 +17,12 @@ Nothing above app/storage imports psycopg or touches the pool.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
+import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
@@ -128,6 +132,27 @@ SET_SCOPE_CAUGHT_UP = (SET_SCOPE + ", coalesce(pg_last_wal_replay_lsn() >= %s::p
 # A versioned read on the primary: the scope and the tenant's change version (the ETag
 # validator, migration 0006) share the first round trip.
 SET_SCOPE_VERSION = SET_SCOPE + ", qcc_tenant_version(%s)"
+# SQLSTATEs of a session that does not hold the prepared statements we think it holds
+UNDEFINED_PREPARED, DUPLICATE_PREPARED = "26000", "42P05"
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+@functools.lru_cache(maxsize=512)
+def _server_form(statement: str) -> tuple[str, str, tuple[str, ...]]:
+    """A read's statement as a session-level prepared statement: its name (from the text),
+    the text with `$n` placeholders, and the parameter names in `$n` order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] is None:
+            return "%"
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    text = _PLACEHOLDER.sub(number, statement)
+    name = "qcc_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+    return name, text, tuple(names)
 
 
 class Database:
@@ -149,6 +174,10 @@ class Database:
             self.conninfo, min_size=min_size, max_size=max_size, open=False,
             kwargs={"autocommit": True, "prepare_threshold": prepare_threshold}, name=name,
             timeout=timeout, reconnect_timeout=RECONNECT_SECONDS)
+        self.prepares = prepare_threshold is not None
+        # the reads each pooled connection's session has PREPAREd (read_versioned)
+        self._prepared: weakref.WeakKeyDictionary[Connection, set[str]] = (
+            weakref.WeakKeyDictionary())
         self._probe: Connection | None = None
         self._probe_lock = asyncio.Lock()
         self._probe_ok_at = -PROBE_CACHE_SECONDS
@@ -232,22 +261,51 @@ class Database:
         tenant's change version (the ETag validator, migration 0006), then `read`'s
         statement, sent together as one simple query. PostgreSQL runs a multi-statement
         simple query as one implicit transaction, so the scope's SET LOCAL holds for the
-        read and ends with it — no BEGIN and COMMIT round trips, and nothing outlives the
-        unit on the pooled connection (or on a transaction-mode pooler's server connection).
-        Parameters are bound client-side by psycopg's literal quoting (ClientCursor), so
-        nothing is prepared: measured, one round trip of a planned statement costs less
-        here than four of prepared ones (issue 15's note)."""
+        read and ends with it — no BEGIN and COMMIT round trips, and nothing of the scope
+        outlives the unit on the pooled connection.
+
+        The read runs as `EXECUTE` of a session-level prepared statement (PREPAREd in the
+        same round trip the first time a connection meets it), so PostgreSQL plans it once
+        per connection, not per request; arguments are rendered by psycopg's literal
+        quoting. With DB_PREPARE_THRESHOLD=off (a transaction-mode pooler hands each
+        transaction another server session) the statement text is sent instead."""
         await self._gate()
         with self._translated():
             async with self.pool.connection() as conn:
-                cur = psycopg.AsyncClientCursor(conn)
-                text = (cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant)) + ";\n"
-                        + cur.mogrify(read.statement, read.params))
-                await cur.execute(text)
-                scope = await cur.fetchone()
+                try:
+                    return await self._read_once(conn, tenant, read)
+                except psycopg.Error as exc:
+                    if exc.sqlstate not in (UNDEFINED_PREPARED, DUPLICATE_PREPARED):
+                        raise
+                    # the session lost (or already had) what we prepared: start over once
+                    log.info("prepared reads of a connection out of step (%s); preparing again",
+                             exc.sqlstate)
+                    self._prepared.pop(conn, None)
+                    return await self._read_once(conn, tenant, read,
+                                                 deallocate=exc.sqlstate == DUPLICATE_PREPARED)
+
+    async def _read_once(self, conn: Connection, tenant: str, read: Read[T], *,
+                         deallocate: bool = False) -> tuple[int, T]:
+        cur = psycopg.AsyncClientCursor(conn)
+        scope = cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant))
+        if not self.prepares:
+            await cur.execute(scope + ";\n" + cur.mogrify(read.statement, read.params))
+        else:
+            name, text, names = _server_form(read.statement)
+            known = self._prepared.setdefault(conn, set())
+            fresh = name not in known
+            call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
+                               [read.params[key] for key in names]) if names else f"EXECUTE {name}"
+            head = (f"DEALLOCATE {name};\n" if deallocate else "") + (
+                f"PREPARE {name} AS {text};\n" if fresh else "")
+            await cur.execute(head + scope + ";\n" + call)
+            known.add(name)
+            for _ in range(head.count(";\n")):  # the DEALLOCATE/PREPARE results: no rows
                 cur.nextset()
-                rows = await cur.fetchall()
-        return (int(scope[-1]) if scope else 0), read.result(rows)
+        row = await cur.fetchone()
+        cur.nextset()
+        rows = await cur.fetchall()
+        return (int(row[-1]) if row else 0), read.result(rows)
 
     async def _on_replica(self, stack: AsyncExitStack, tenant: str, actor_key: UUID | None,
                           actor: str) -> Connection | None:
