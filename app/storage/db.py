@@ -34,6 +34,7 @@ import psycopg
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from app import tracing
 from app.errors import Conflict, DomainError, ServiceUnavailable
 from app.storage.replica import PRIMARY_POSITION, Replica, ReplicaStatus
 
@@ -271,7 +272,7 @@ class Database:
         transaction another server session) the statement text is sent instead."""
         await self._gate()
         with self._translated():
-            async with self.pool.connection() as conn:
+            async with self.pool.connection() as conn, _traced(read):
                 try:
                     return await self._read_once(conn, tenant, read)
                 except psycopg.Error as exc:
@@ -447,6 +448,13 @@ class Database:
             await self.pool.check()
         except Exception as exc:  # best effort; a broken connection is also dropped on use
             log.warning("pool check failed: %s", exc.__class__.__name__)
+
+
+@asynccontextmanager
+async def _traced(read: Read[Any]) -> AsyncIterator[None]:
+    """The span of a versioned read (off unless tracing is on): what is sent, unbound."""
+    with tracing.statement_span(SET_SCOPE_VERSION + ";\n" + read.statement):
+        yield
 
 
 async def set_tenant(conn: Connection, tenant: str) -> None:
