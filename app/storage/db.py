@@ -135,6 +135,10 @@ SET_SCOPE_CAUGHT_UP = (SET_SCOPE + ", coalesce(pg_last_wal_replay_lsn() >= %s::p
 SET_SCOPE_VERSION = SET_SCOPE + ", qcc_tenant_version(%s)"
 # SQLSTATEs of a session that does not hold the prepared statements we think it holds
 UNDEFINED_PREPARED, DUPLICATE_PREPARED = "26000", "42P05"
+# After this many, reads stop preparing: the server session changes under the connection
+# (a transaction-mode pooler that does not track SQL-level PREPARE, e.g. PgBouncer 1.21+
+# with prepared statements on, which tracks only the protocol's).
+OUT_OF_STEP_LIMIT = 3
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
 
@@ -176,6 +180,7 @@ class Database:
             kwargs={"autocommit": True, "prepare_threshold": prepare_threshold}, name=name,
             timeout=timeout, reconnect_timeout=RECONNECT_SECONDS)
         self.prepares = prepare_threshold is not None
+        self._out_of_step = 0
         # the reads each pooled connection's session has PREPAREd (read_versioned)
         self._prepared: weakref.WeakKeyDictionary[Connection, set[str]] = (
             weakref.WeakKeyDictionary())
@@ -279,9 +284,12 @@ class Database:
                     if exc.sqlstate not in (UNDEFINED_PREPARED, DUPLICATE_PREPARED):
                         raise
                     # the session lost (or already had) what we prepared: start over once
-                    log.info("prepared reads of a connection out of step (%s); preparing again",
-                             exc.sqlstate)
                     self._prepared.pop(conn, None)
+                    self._out_of_step += 1
+                    if self._out_of_step >= OUT_OF_STEP_LIMIT and self.prepares:
+                        self.prepares = False
+                        log.warning("versioned reads no longer PREPARE: server sessions change "
+                                    "under pooled connections (a transaction-mode pooler?)")
                     return await self._read_once(conn, tenant, read,
                                                  deallocate=exc.sqlstate == DUPLICATE_PREPARED)
 

@@ -100,5 +100,12 @@ async def test_a_versioned_read_is_one_scoped_round_trip_and_survives_a_lost_pre
         assert (await db.read_versioned("tenant-b", read))[1][0] == "tenant-b"
         db._prepared.clear()  # we forget what the session holds
         assert (await db.read_versioned("tenant-a", read))[1][0] == "tenant-a"
+        # a session that keeps changing under the connection (a pooler): reads stop preparing
+        for _ in range(3):
+            async with db.system() as conn:
+                await conn.execute("DEALLOCATE ALL")
+            assert (await db.read_versioned("tenant-b", read))[1][0] == "tenant-b"
+        assert db.prepares is False
+        assert (await db.read_versioned("tenant-a", read))[1][0] == "tenant-a"
     finally:
         await db.close()
