@@ -31,6 +31,7 @@ from uuid import UUID
 
 import orjson
 import psycopg
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -88,11 +89,13 @@ class Read(Generic[R]):
 
     statement: str
     params: Mapping[str, Any]
-    result: Callable[[list[tuple[Any, ...]]], R]
+    result: Callable[[list[Any]], R]
+    dict_rows: bool = False  # rows as dicts by column name (else tuples)
 
     async def run(self, conn: Connection) -> R:
-        cur = await conn.execute(self.statement, self.params)
-        return self.result(await cur.fetchall())
+        async with conn.cursor(row_factory=dict_row if self.dict_rows else tuple_row) as cur:
+            await cur.execute(self.statement, self.params)
+            return self.result(await cur.fetchall())
 
 
 class Retryable(ServiceUnavailable):
@@ -313,6 +316,8 @@ class Database:
                 cur.nextset()
         row = await cur.fetchone()
         cur.nextset()
+        if read.dict_rows:
+            cur.row_factory = dict_row  # type: ignore[assignment]  # the read's result only
         rows = await cur.fetchall()
         return (int(row[-1]) if row else 0), read.result(rows)
 
