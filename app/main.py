@@ -14,7 +14,9 @@ from connexion.apps.asynchronous import AsyncOperation
 from connexion.datastructures import MediaTypeDict
 from connexion.decorators.main import BaseDecorator
 from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest
 from connexion.middleware import MiddlewarePosition
+from connexion.operations import OpenAPIOperation
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 from connexion.security import AbstractSecurityHandler
@@ -55,9 +57,14 @@ class OrjsonJsonifier:
 def _build_per_operation_once() -> None:
     """connexion 3.3 rebuilds each handler's decorator stack on every request
     (AsyncOperation.fn is a property whose wrapper calls BaseDecorator.decorate, which
-    inspects the handler's signature) and inspects the security functions' signatures on
-    every call (AbstractSecurityHandler._accepts_kwarg). All of it depends only on the
-    operation and the function, never on the request, so it is kept after first use."""
+    inspects the handler's signature), inspects the security functions' signatures on
+    every call (AbstractSecurityHandler._accepts_kwarg) and rebuilds an operation's body
+    definition (a media-type match and a schema copy) several times per request. All of it
+    depends only on the operation and the function, never on the request, so it is kept
+    after first use (callers only read the body definition; connexion deep-copies a
+    default before using it). The query string is parsed and resolved once per request
+    (the parameter validator and the handler's arguments each built their own request
+    object and parsed it again)."""
     if getattr(AsyncOperation, "_qcc_once", False):
         return
     build = AsyncOperation.fn.fget
@@ -77,8 +84,30 @@ def _build_per_operation_once() -> None:
             found = decorated[function] = decorate(self, function)
         return found
 
+    body_definition = OpenAPIOperation.body_definition
+
+    def body_definition_once(self: OpenAPIOperation, content_type: str | None = None) -> dict:
+        definitions = self.__dict__.setdefault("_qcc_body_definitions", {})
+        found = definitions.get(content_type)
+        if found is None:
+            found = definitions[content_type] = body_definition(self, content_type)
+        return found
+
+    resolve_query = ConnexionRequest.query_params.fget
+    assert resolve_query is not None
+
+    def query_params_once(self: ConnexionRequest) -> Any:
+        # one operation per request, so every parser of one class resolves it alike
+        resolved = self.scope.setdefault("extensions", {}).setdefault("qcc_query", {})
+        key = type(self.uri_parser)
+        if key not in resolved:
+            resolved[key] = resolve_query(self)
+        return resolved[key]
+
     AsyncOperation.fn = property(fn)
     BaseDecorator.decorate = decorate_once
+    ConnexionRequest.query_params = property(query_params_once)
+    OpenAPIOperation.body_definition = body_definition_once
     accepts = AbstractSecurityHandler._accepts_kwarg
     AbstractSecurityHandler._accepts_kwarg = staticmethod(
         functools.lru_cache(maxsize=1024)(accepts))

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from app.storage.db import _server_form
 from app.storage.queries import q
 from bench import wrk
 
@@ -28,6 +29,10 @@ from bench import wrk
 ID_PREFIX = "00000000-0000-7000-8000-"
 SET_SCOPE = ("SELECT set_config('app.tenant', %(tenant)s, true),"
              " set_config('app.actor_key', '', true), set_config('app.actor', 'api', true)")
+# A versioned read's one round trip (app/storage/db.py `read_versioned`): the scope with the
+# tenant's version, then the read, as one compound command (`\;`, -M simple) — one implicit
+# transaction, as the service sends it.
+SET_SCOPE_VERSION = SET_SCOPE + ", qcc_tenant_version(%(tenant)s)"
 
 
 @dataclass(frozen=True)
@@ -79,19 +84,33 @@ def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
     return "\n".join(lines).replace("@ID@", report_id) + "\n"
 
 
+def versioned_read(conn: psycopg.Connection, *, tenant: str, statement: str,
+                   params: dict[str, Any]) -> str:
+    """A versioned read's one round trip, as `Database.read_versioned` sends it: each pgbench
+    client PREPAREs the read once (its first transaction), then every transaction is the
+    scope with the version and the EXECUTE, one compound command (`\\;`, -M simple)."""
+    name, text, names = _server_form(statement)
+    with psycopg.ClientCursor(conn) as cur:
+        call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
+                           [params[key] for key in names])
+    scope = _render(conn, SET_SCOPE_VERSION, {"tenant": tenant})
+    return "\n".join([
+        "\\if :prepared = 0",
+        " ".join(f"PREPARE {name} AS {text}".split()) + ";",
+        "\\set prepared 1",
+        "\\endif",
+        scope[:-1] + " \\; " + " ".join(call.split()) + ";",
+    ]) + "\n"
+
+
 def list_script(conn: psycopg.Connection, *, tenant: str, severity: str, limit: int) -> str:
-    """A list request's statements: one scoped transaction with the validator and the page
-    rendered as JSON (as the service pipelines them)."""
+    """A list request's one round trip: the scope with the validator, and the page rendered
+    as JSON, in one implicit transaction."""
     page = (q("list_reports_json").replace("{sort_col}", "received_at")
             .replace("{filters}", q("report_filter_severity_one"))
             .replace("{direction}", "DESC").replace("{{", "{").replace("}}", "}"))
-    return "\n".join([
-        "BEGIN;",
-        _render(conn, SET_SCOPE, {"tenant": tenant}),
-        _render(conn, "tenant_version", {"tenant": tenant}),
-        _render(conn, page, {"tenant": tenant, "severity_one": severity, "page_size": limit}),
-        "COMMIT;",
-    ]) + "\n"
+    return versioned_read(conn, tenant=tenant, statement=page,
+                          params={"tenant": tenant, "severity_one": severity, "page_size": limit})
 
 
 def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
@@ -132,6 +151,7 @@ def run(app_url: str, script: str, *, seconds: float, clients: int = wrk.CONNECT
         path.write_text(script)
         result = subprocess.run(
             [str(pgbench_binary()), "-n", "-f", str(path), "-c", str(clients), "-j", str(threads),
+             "-D", "prepared=0",  # versioned reads PREPARE once per client (versioned_read)
              "-T", f"{max(1, round(seconds))}", "-M", mode],
             env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
