@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from app.storage import reports as report_store
 from app.storage.queries import q
 from bench import wrk
 
@@ -101,18 +102,17 @@ def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
 
 def timeline_script(conn: psycopg.Connection, *, tenant: str) -> str:
     """A timeline request's statements: one scoped transaction with the validator and the
-    buckets rendered as JSON (30 days x hour, grouped by severity, from the rollup)."""
+    buckets rendered as JSON (30 days x hour, grouped by severity: the statement the
+    service composes for it)."""
     until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    counts = (q("timeline_from_rollup").replace("{start}", "hour")
-              .replace("{group_col}", "severity").replace("{filters}", ""))
-    query = (q("timeline_buckets_json").replace("{counts}", counts)
-             .replace("{{", "{").replace("}}", "}"))
+    params: dict[str, Any] = {"bucket": "hour", "since": until - timedelta(days=30),
+                              "until": until, "width": timedelta(hours=1)}
+    query = report_store.timeline_query(params, group_by="severity").as_string(conn)
     return "\n".join([
         "BEGIN;",
         _render(conn, SET_SCOPE, {"tenant": tenant}),
         _render(conn, "tenant_version", {"tenant": tenant}),
-        _render(conn, query, {"tenant": tenant, "since": until - timedelta(days=30),
-                              "until": until, "width": timedelta(hours=1)}),
+        _render(conn, query, {"tenant": tenant, **params}),
         "COMMIT;",
     ]) + "\n"
 

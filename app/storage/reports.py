@@ -17,7 +17,11 @@ from app.storage.queries import composed, q
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
 GROUP_COLUMNS = {"severity": "severity", "status": "status", "source": "source"}
 REPORT_FILTERS = ("severity", "status", "source", "subject", "labels", "since", "until")
-ROLLUP_FILTERS = ("severity", "status", "source")  # the rollup's own dimensions
+# The hourly rollups, narrowest first, with their dimensions: a timeline reads the first
+# that holds its grouping and every filter present (migrations 0001 and 0012; the
+# narrow one is derived from the wide one by a trigger), else the reports themselves.
+ROLLUPS = (("report_rollup_severity_hourly", ("severity",)),
+           ("report_rollup_hourly", ("severity", "status", "source")))
 
 
 SINGLE_VALUE = ("severity", "status", "source", "subject")
@@ -142,16 +146,33 @@ async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any
                     (page[-1][1], page[-1][2]) if more else None)
 
 
+def timeline_query(params: dict[str, Any], *, group_by: str) -> sql.Composed:
+    """The timeline's one statement for [params since, until) in params["bucket"]s
+    (params["width"]: one bucket), from the narrowest source that can answer it.
+    since/until are the bucket range, part of every source's query."""
+    present = {name for name in REPORT_FILTERS[:5] if params.get(name) is not None}
+    group_col = sql.Identifier(GROUP_COLUMNS[group_by])
+    for table, dimensions in ROLLUPS:
+        if group_by in dimensions and present <= set(dimensions):
+            filters = filter_sql(params, dimensions)
+            if params["bucket"] == "hour" and dimensions == (group_by,):
+                counts = composed("timeline_from_rollup_rows", rollup=sql.Identifier(table),
+                                  group_col=group_col, filters=filters)
+            else:
+                start = (sql.Identifier("hour") if params["bucket"] == "hour"
+                         else sql.SQL("date_trunc('day', hour)"))
+                counts = composed("timeline_from_rollup", rollup=sql.Identifier(table),
+                                  group_col=group_col, filters=filters, start=start)
+            break
+    else:  # subject or labels: only the reports hold them
+        counts = composed("timeline_from_reports", group_col=group_col,
+                          filters=filter_sql(params, REPORT_FILTERS[:5]))
+    return composed("timeline_buckets_json", counts=counts)
+
+
 async def timeline_buckets(conn: Connection, *, tenant: str, params: dict[str, Any],
-                           group_by: str, from_rollup: bool) -> bytes:
-    """The buckets of [params since, until) as a JSON array (params["width"]: a bucket)."""
-    name = "timeline_from_rollup" if from_rollup else "timeline_from_reports"
-    # since/until are the bucket range, part of both queries
-    names = ROLLUP_FILTERS if from_rollup else REPORT_FILTERS[:5]
-    start = (sql.Identifier("hour") if params["bucket"] == "hour"
-             else sql.SQL("date_trunc('day', hour)"))
-    counts = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
-                      filters=filter_sql(params, names), start=start)
-    cur = await conn.execute(composed("timeline_buckets_json", counts=counts),
+                           group_by: str) -> bytes:
+    """The buckets as a JSON array (see timeline_query)."""
+    cur = await conn.execute(timeline_query(params, group_by=group_by),
                              {"tenant": tenant, **params})
     return b"[" + b",".join(row[0].encode() for row in await cur.fetchall()) + b"]"
