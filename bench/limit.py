@@ -29,6 +29,10 @@ from bench import wrk
 ID_PREFIX = "00000000-0000-7000-8000-"
 SET_SCOPE = ("SELECT set_config('app.tenant', %(tenant)s, true),"
              " set_config('app.actor_key', '', true), set_config('app.actor', 'api', true)")
+# A versioned read's one round trip (app/storage/db.py `read_versioned`): the scope with the
+# tenant's version, then the read, as one compound command (`\;`, -M simple) — one implicit
+# transaction, as the service sends it.
+SET_SCOPE_VERSION = SET_SCOPE + ", qcc_tenant_version(%(tenant)s)"
 
 
 @dataclass(frozen=True)
@@ -80,19 +84,21 @@ def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
     return "\n".join(lines).replace("@ID@", report_id) + "\n"
 
 
+def versioned_read(conn: psycopg.Connection, *, tenant: str, statement: str,
+                   params: dict[str, Any]) -> str:
+    """The scope with the version and the read as one compound command (run with -M simple)."""
+    scope = _render(conn, SET_SCOPE_VERSION, {"tenant": tenant})
+    return scope[:-1] + " \\; " + _render(conn, statement, params) + "\n"
+
+
 def list_script(conn: psycopg.Connection, *, tenant: str, severity: str, limit: int) -> str:
-    """A list request's statements: one scoped transaction with the validator and the page
-    rendered as JSON (as the service pipelines them)."""
+    """A list request's one round trip: the scope with the validator, and the page rendered
+    as JSON, in one implicit transaction."""
     page = (q("list_reports_json").replace("{sort_col}", "received_at")
             .replace("{filters}", q("report_filter_severity_one"))
             .replace("{direction}", "DESC").replace("{{", "{").replace("}}", "}"))
-    return "\n".join([
-        "BEGIN;",
-        _render(conn, SET_SCOPE, {"tenant": tenant}),
-        _render(conn, "tenant_version", {"tenant": tenant}),
-        _render(conn, page, {"tenant": tenant, "severity_one": severity, "page_size": limit}),
-        "COMMIT;",
-    ]) + "\n"
+    return versioned_read(conn, tenant=tenant, statement=page,
+                          params={"tenant": tenant, "severity_one": severity, "page_size": limit})
 
 
 def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
@@ -101,20 +107,14 @@ def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
 
 
 def timeline_script(conn: psycopg.Connection, *, tenant: str) -> str:
-    """A timeline request's statements: one scoped transaction with the validator and the
-    buckets rendered as JSON (30 days x hour, grouped by severity: the statement the
-    service composes for it)."""
+    """A timeline request's one round trip: the scope with the validator, and the buckets
+    rendered as JSON (30 days x hour, grouped by severity: the statement the service
+    composes for it), in one implicit transaction."""
     until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     params: dict[str, Any] = {"bucket": "hour", "since": until - timedelta(days=30),
                               "until": until, "width": timedelta(hours=1)}
-    query = report_store.timeline_query(params, group_by="severity").as_string(conn)
-    return "\n".join([
-        "BEGIN;",
-        _render(conn, SET_SCOPE, {"tenant": tenant}),
-        _render(conn, "tenant_version", {"tenant": tenant}),
-        _render(conn, query, {"tenant": tenant, **params}),
-        "COMMIT;",
-    ]) + "\n"
+    read = report_store.timeline_buckets(tenant=tenant, params=params, group_by="severity")
+    return versioned_read(conn, tenant=tenant, statement=read.statement, params=dict(read.params))
 
 
 def run(app_url: str, script: str, *, seconds: float, clients: int = wrk.CONNECTIONS,

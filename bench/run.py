@@ -506,10 +506,10 @@ def limits(db: LiveDatabase, seconds: float, service: dict[str, float]) -> list[
                 limit.ingest_script(conn, tenant="acme",
                                     canonical=orjson.dumps(report_body()).decode()), "simple"),
             "list page of 50": (limit.list_script(conn, tenant="acme", severity="block",
-                                                  limit=50), "prepared"),
+                                                  limit=50), "simple"),
             "304": (limit.not_modified_script(conn, tenant="acme"), "prepared"),
             "timeline 30 d x hour": (limit.timeline_script(conn, tenant=TIMELINE_TENANT),
-                                     "prepared"),
+                                     "simple"),
         }
     for name, (script, mode) in scripts.items():
         before = load_average()

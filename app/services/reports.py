@@ -122,8 +122,8 @@ async def list_reports(*, db: Database, tenant: str, filters: Filters, sort: str
     tag, found = await versioned_read(
         db=db, tenant=tenant, if_none_match=if_none_match,
         tag_of=lambda v: etag(tenant, v, "reports", filters.key(), sort, limit, cursor),
-        read=lambda conn: report_store.list_page_json(
-            conn, tenant=tenant, params=params, sort=sort.lstrip("-"), descending=descending))
+        read=report_store.list_page_json(tenant=tenant, params=params, sort=sort.lstrip("-"),
+                                         descending=descending))
     if found is None:
         return Page(tag, None, None)
     next_cursor = encode_cursor(sort, *found.last) if found.more and found.last else None
@@ -145,14 +145,13 @@ class ReportDocument:
 
 async def get_report(*, db: Database, tenant: str, report_id: UUID,
                      if_none_match: str | None) -> ReportDocument:
-    async with db.system() as conn:
-        version = await report_store.tenant_version(conn, tenant=tenant)
-    tag = etag(tenant, version, "report", str(report_id))
-    if matches(if_none_match, tag):
-        return ReportDocument(tag, None)
-    async with db.tenant(tenant, read=True) as conn:
-        found = await report_store.get_document(conn, tenant=tenant, report_id=report_id)
+    tag, found = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda version: etag(tenant, version, "report", str(report_id)),
+        read=report_store.get_document(tenant=tenant, report_id=report_id))
     if found is None:
+        if if_none_match is not None and matches(if_none_match, tag):
+            return ReportDocument(tag, None)
         raise NotFound("report not found")
     canonical, digest, signed, signature = found
     document = orjson.loads(canonical)

@@ -75,8 +75,7 @@ async def get_timeline(*, db: Database, tenant: str, bucket: str, group_by: str,
         db=db, tenant=tenant, if_none_match=if_none_match,
         tag_of=lambda v: etag(tenant, v, "timeline", bucket, group_by, first.isoformat(),
                               last.isoformat(), filters.key()),
-        read=lambda conn: report_store.timeline_buckets(
-            conn, tenant=tenant, params=params, group_by=group_by))
+        read=report_store.timeline_buckets(tenant=tenant, params=params, group_by=group_by))
     if buckets is None:
         return Timeline(tag, None)
     head = orjson.dumps({"bucket": bucket, "group_by": group_by, "since": rfc3339(first),

@@ -6,13 +6,13 @@ here; a repeated If-None-Match may be answered before it, from memory, by app/co
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
 
 from app.storage import reports as report_store
-from app.storage.db import Connection, Database
+from app.storage.db import Database, Read
 
 T = TypeVar("T")
 
@@ -34,23 +34,20 @@ def matches(if_none_match: str | None, current: str) -> bool:
 
 
 async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None,
-                         tag_of: Callable[[int], str],
-                         read: Callable[[Connection], Awaitable[T]]) -> tuple[str, T | None]:
+                         tag_of: Callable[[int], str], read: Read[T]) -> tuple[str, T | None]:
     """The one way a read with an ETag runs: the tenant's version makes the tag (`tag_of`);
-    a matching If-None-Match skips `read` (None). On the primary, the version rides with
-    the transaction's scope statement and the read follows in the same transaction (not
-    pipelined: psycopg's pipeline machinery cost more CPU per request than the round trips
-    it saved, measured with process_time); with replica reads, the version comes from the
-    primary first, so a replica's answer is never older than the tag it is sent with."""
+    a matching If-None-Match answers None. On the primary the version, the scope and the
+    read travel in one round trip (`Database.read_versioned`; the read runs even when the
+    tag then matches — a repeated If-None-Match is answered before this, from memory, by
+    app/conditional.py). With replica reads the version comes from the primary first, so a
+    replica's answer is never older than the tag it is sent with."""
     if db.reads_on_replica:
         async with db.system() as conn:
             tag = tag_of(await report_store.tenant_version(conn, tenant=tenant))
         if matches(if_none_match, tag):
             return tag, None
         async with db.tenant(tenant, read=True) as conn:
-            return tag, await read(conn)
-    async with db.tenant_versioned(tenant) as (conn, version):
-        tag = tag_of(version)
-        if matches(if_none_match, tag):
-            return tag, None
-        return tag, await read(conn)
+            return tag, await read.run(conn)
+    version, value = await db.read_versioned(tenant, read)
+    tag = tag_of(version)
+    return tag, None if matches(if_none_match, tag) else value

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import orjson
@@ -43,6 +44,7 @@ APPLICATION_NAME = "qc-collector"
 
 Connection = psycopg.AsyncConnection
 T = TypeVar("T")
+R = TypeVar("R", covariant=True)
 
 POOL_TIMEOUT_SECONDS = 5.0  # below every client and proxy timeout: a 503, never a hang
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -71,6 +73,21 @@ CONSTRAINTS: dict[str, Callable[[], DomainError]] = {
     "alert_deliveries_channel_once": lambda: Conflict(
         "this notification already has a delivery on that channel"),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[R]):
+    """A read that is one statement: its text (psycopg `%(name)s` placeholders), its
+    parameters and how its rows become the value. `Database.read_versioned` sends it with
+    the tenant scope in one round trip; `run` executes it on a connection already scoped."""
+
+    statement: str
+    params: Mapping[str, Any]
+    result: Callable[[list[tuple[Any, ...]]], R]
+
+    async def run(self, conn: Connection) -> R:
+        cur = await conn.execute(self.statement, self.params)
+        return self.result(await cur.fetchall())
 
 
 class Retryable(ServiceUnavailable):
@@ -210,16 +227,27 @@ class Database:
                         await conn.execute(SET_SCOPE, (tenant, str(actor_key or ""), actor))
                         yield conn
 
-    @asynccontextmanager
-    async def tenant_versioned(self, tenant: str) -> AsyncIterator[tuple[Connection, int]]:
-        """A read-only tenant transaction on the primary, with the tenant's change version
-        read in the same round trip as the scope (one statement fewer per conditional read)."""
+    async def read_versioned(self, tenant: str, read: Read[T]) -> tuple[int, T]:
+        """A read-only tenant unit on the primary in ONE round trip: the scope with the
+        tenant's change version (the ETag validator, migration 0006), then `read`'s
+        statement, sent together as one simple query. PostgreSQL runs a multi-statement
+        simple query as one implicit transaction, so the scope's SET LOCAL holds for the
+        read and ends with it — no BEGIN and COMMIT round trips, and nothing outlives the
+        unit on the pooled connection (or on a transaction-mode pooler's server connection).
+        Parameters are bound client-side by psycopg's literal quoting (ClientCursor), so
+        nothing is prepared: measured, one round trip of a planned statement costs less
+        here than four of prepared ones (issue 15's note)."""
         await self._gate()
         with self._translated():
-            async with self.pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(SET_SCOPE_VERSION, (tenant, "", "api", tenant))
-                row = await cur.fetchone()
-                yield conn, int(row[-1]) if row else 0
+            async with self.pool.connection() as conn:
+                cur = psycopg.AsyncClientCursor(conn)
+                text = (cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant)) + ";\n"
+                        + cur.mogrify(read.statement, read.params))
+                await cur.execute(text)
+                scope = await cur.fetchone()
+                cur.nextset()
+                rows = await cur.fetchall()
+        return (int(scope[-1]) if scope else 0), read.result(rows)
 
     async def _on_replica(self, stack: AsyncExitStack, tenant: str, actor_key: UUID | None,
                           actor: str) -> Connection | None:

@@ -115,6 +115,14 @@ SELECT canonical, content_sha256, signed
   FROM reports
  WHERE tenant_id = %(tenant)s AND id = %(id)s;
 
+-- name: bundle_source
+-- What an evidence bundle is made of: the canonical bytes and the DSSE envelope (NULL while
+-- the report is unsigned).
+SELECT r.canonical, s.envelope
+  FROM reports r
+  LEFT JOIN report_signatures s ON s.tenant_id = r.tenant_id AND s.report_id = r.id
+ WHERE r.tenant_id = %(tenant)s AND r.id = %(id)s;
+
 -- name: get_report_document
 -- One report's canonical bytes, signing state and, when signed, who signed when (a
 -- correlated lookup by primary key, in the same statement).

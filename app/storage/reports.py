@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -11,7 +12,7 @@ from uuid import UUID
 import orjson
 from psycopg import sql
 
-from app.storage.db import Connection
+from app.storage.db import Connection, Read
 from app.storage.queries import composed, q
 
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
@@ -27,9 +28,10 @@ ROLLUPS = (("report_rollup_severity_hourly", ("severity",)),
 SINGLE_VALUE = ("severity", "status", "source", "subject")
 
 
-def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
-    """The fragments of the filters present (None = absent; an empty list matches nothing).
-    A one-value list becomes plain equality (its `<name>_one` parameter is added)."""
+def filter_fragments(params: dict[str, Any], names: Sequence[str]) -> tuple[str, ...]:
+    """The names of the filter fragments for the filters present (None = absent; an empty
+    list matches nothing). A one-value list becomes plain equality (its `<name>_one`
+    parameter is added to params)."""
     parts = []
     for name in names:
         value = params.get(name)
@@ -37,10 +39,14 @@ def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
             continue
         if name in SINGLE_VALUE and len(value) == 1:
             params[f"{name}_one"] = value[0]
-            parts.append(composed(f"report_filter_{name}_one"))
+            parts.append(f"report_filter_{name}_one")
         else:
-            parts.append(composed(f"report_filter_{name}"))
-    return sql.SQL(" ").join(parts)
+            parts.append(f"report_filter_{name}")
+    return tuple(parts)
+
+
+def filter_sql(params: dict[str, Any], names: Sequence[str]) -> sql.Composed:
+    return sql.SQL(" ").join(composed(name) for name in filter_fragments(params, names))
 
 
 async def tenant_version(conn: Connection, *, tenant: str) -> int:
@@ -109,12 +115,24 @@ async def get(conn: Connection, *, tenant: str, report_id: UUID) -> tuple[bytes,
     return (bytes(row[0]), row[1], row[2]) if row else None
 
 
-async def get_document(conn: Connection, *, tenant: str,
-                       report_id: UUID) -> tuple[bytes, str, bool, dict[str, Any] | None] | None:
+def get_document(*, tenant: str, report_id: UUID
+                 ) -> Read[tuple[bytes, str, bool, dict[str, Any] | None] | None]:
     """The canonical bytes, sha256, signed flag and (when signed) who signed when."""
-    cur = await conn.execute(q("get_report_document"), {"tenant": tenant, "id": report_id})
-    row = await cur.fetchone()
-    return (bytes(row[0]), row[1], row[2], row[3]) if row else None
+    def result(rows: list[tuple[Any, ...]]) -> tuple[bytes, str, bool, dict[str, Any] | None] | None:
+        return (bytes(rows[0][0]), rows[0][1], rows[0][2], rows[0][3]) if rows else None
+
+    return Read(q("get_report_document"), {"tenant": tenant, "id": report_id}, result)
+
+
+def bundle_source(*, tenant: str, report_id: UUID) -> Read[tuple[bytes, bytes | None] | None]:
+    """A report's canonical bytes and its DSSE envelope (None while unsigned)."""
+    def result(rows: list[tuple[Any, ...]]) -> tuple[bytes, bytes | None] | None:
+        if not rows:
+            return None
+        canonical, envelope = rows[0]
+        return bytes(canonical), bytes(envelope) if envelope is not None else None
+
+    return Read(q("bundle_source"), {"tenant": tenant, "id": report_id}, result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,55 +142,66 @@ class JsonPage:
     last: tuple[datetime, UUID] | None  # the last item's keyset position
 
 
-def _page_query(params: dict[str, Any], sort: str, descending: bool) -> sql.Composed:
+@functools.lru_cache(maxsize=512)
+def _page_statement(fragments: tuple[str, ...], sort: str, descending: bool, after: bool) -> str:
+    """The page's statement text for one shape of filters (composed once per shape: the
+    values are parameters)."""
     column = sql.Identifier(SORT_COLUMNS[sort])
-    filters = filter_sql(params, REPORT_FILTERS)
-    if params.get("after_time") is not None:
+    filters = sql.SQL(" ").join(composed(name) for name in fragments)
+    if after:
         filters = filters + sql.SQL(" ") + composed(
             "report_filter_after", sort_col=column, cmp=sql.SQL("<" if descending else ">"))
     return composed("list_reports_json", sort_col=column, filters=filters,
-                    direction=sql.SQL("DESC" if descending else "ASC"))
+                    direction=sql.SQL("DESC" if descending else "ASC")).as_string()
 
 
-async def list_page_json(conn: Connection, *, tenant: str, params: dict[str, Any], sort: str,
-                         descending: bool) -> JsonPage:
+def list_page_json(*, tenant: str, params: dict[str, Any], sort: str,
+                   descending: bool) -> Read[JsonPage]:
     """One page (params["page_size"] items) as JSON; page_size + 1 rows tell if more follow."""
-    cur = await conn.execute(_page_query(params, sort, descending), {"tenant": tenant, **params})
-    rows = await cur.fetchall()
+    statement = _page_statement(filter_fragments(params, REPORT_FILTERS), sort, descending,
+                                params.get("after_time") is not None)
     size = params["page_size"]
-    page = rows[:size]
-    more = len(rows) > size
-    return JsonPage(b"[" + b",".join(row[0].encode() for row in page) + b"]", more,
-                    (page[-1][1], page[-1][2]) if more else None)
+
+    def result(rows: list[tuple[Any, ...]]) -> JsonPage:
+        page = rows[:size]
+        more = len(rows) > size
+        return JsonPage(b"[" + b",".join(row[0].encode() for row in page) + b"]", more,
+                        (page[-1][1], page[-1][2]) if more else None)
+
+    return Read(statement, {"tenant": tenant, **params}, result)
 
 
-def timeline_query(params: dict[str, Any], *, group_by: str) -> sql.Composed:
-    """The timeline's one statement for [params since, until) in params["bucket"]s
-    (params["width"]: one bucket), from the narrowest source that can answer it.
-    since/until are the bucket range, part of every source's query."""
+def timeline_buckets(*, tenant: str, params: dict[str, Any], group_by: str) -> Read[bytes]:
+    """The buckets of [params since, until) in params["bucket"]s (params["width"]: one) as
+    a JSON array, from the narrowest source that can answer: the first of ROLLUPS whose
+    dimensions hold the grouping and every filter present, else the reports."""
     present = {name for name in REPORT_FILTERS[:5] if params.get(name) is not None}
-    group_col = sql.Identifier(GROUP_COLUMNS[group_by])
     for table, dimensions in ROLLUPS:
         if group_by in dimensions and present <= set(dimensions):
-            filters = filter_sql(params, dimensions)
-            if params["bucket"] == "hour" and dimensions == (group_by,):
-                counts = composed("timeline_from_rollup_rows", rollup=sql.Identifier(table),
-                                  group_col=group_col, filters=filters)
-            else:
-                start = (sql.Identifier("hour") if params["bucket"] == "hour"
-                         else sql.SQL("date_trunc('day', hour)"))
-                counts = composed("timeline_from_rollup", rollup=sql.Identifier(table),
-                                  group_col=group_col, filters=filters, start=start)
+            statement = _timeline_statement(table, filter_fragments(params, dimensions),
+                                            params["bucket"], group_by)
             break
     else:  # subject or labels: only the reports hold them
-        counts = composed("timeline_from_reports", group_col=group_col,
-                          filters=filter_sql(params, REPORT_FILTERS[:5]))
-    return composed("timeline_buckets_json", counts=counts)
+        statement = _timeline_statement(None, filter_fragments(params, REPORT_FILTERS[:5]),
+                                        params["bucket"], group_by)
+    return Read(statement, {"tenant": tenant, **params},
+                lambda rows: b"[" + b",".join(row[0].encode() for row in rows) + b"]")
 
 
-async def timeline_buckets(conn: Connection, *, tenant: str, params: dict[str, Any],
-                           group_by: str) -> bytes:
-    """The buckets as a JSON array (see timeline_query)."""
-    cur = await conn.execute(timeline_query(params, group_by=group_by),
-                             {"tenant": tenant, **params})
-    return b"[" + b",".join(row[0].encode() for row in await cur.fetchall()) + b"]"
+@functools.lru_cache(maxsize=256)
+def _timeline_statement(rollup: str | None, fragments: tuple[str, ...], bucket: str,
+                        group_by: str) -> str:
+    """The statement text for one shape (composed once per shape: the values are
+    parameters). since/until are the bucket range, part of every source's query."""
+    group_col = sql.Identifier(GROUP_COLUMNS[group_by])
+    filters = sql.SQL(" ").join(composed(name) for name in fragments)
+    if rollup is None:
+        counts = composed("timeline_from_reports", group_col=group_col, filters=filters)
+    elif bucket == "hour" and dict(ROLLUPS)[rollup] == (group_by,):
+        counts = composed("timeline_from_rollup_rows", rollup=sql.Identifier(rollup),
+                          group_col=group_col, filters=filters)
+    else:
+        start = sql.Identifier("hour") if bucket == "hour" else sql.SQL("date_trunc('day', hour)")
+        counts = composed("timeline_from_rollup", rollup=sql.Identifier(rollup),
+                          group_col=group_col, filters=filters, start=start)
+    return composed("timeline_buckets_json", counts=counts).as_string()

@@ -46,3 +46,35 @@ def test_a_list_item_says_what_the_report_says(http, signed, run_id):
     if signed:
         assert item["signature"] == whole["signature"]
         assert item["signature"]["signer"]["role"] == "auditor"
+
+
+INJECTIONS = ("x' OR '1'='1", "x'); SELECT pg_sleep(5); --", "x\\' OR true --", "100% _%",
+              "$$ OR true $$", "E'\\x27'")
+
+
+@pytest.mark.parametrize("value", [HOSTILE, *INJECTIONS])
+def test_filter_values_are_data_not_sql(http, value):
+    """The list, the timeline and the single report are read in one round trip with the
+    parameters bound by the driver's literal quoting (app/storage/db.py read_versioned):
+    a filter value finds exactly the report that carries it, and SQL in a value is text."""
+    marker = uuid.uuid4().hex[:10]
+    mine = report(subject=f"{marker}{value}", labels={"marker": marker, "text": value})
+    other = report(subject=f"{marker}other", labels={"marker": marker, "text": "other"})
+    ids = []
+    for body in (mine, other):
+        created = http.post("/ingest/qc", json=body, headers=headers())
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    viewer = headers(role="viewer")
+
+    for params in ({"subject": f"{marker}{value}"},
+                   {"label": [f"marker:{marker}", f"text:{value}"]}):
+        listed = http.get("/reports", params=params, headers=viewer)
+        assert listed.status_code == 200, (params, listed.text)
+        assert [item["id"] for item in listed.json()["items"]] == [ids[0]], params
+
+    timeline = http.get("/timeline", params={"subject": f"{marker}{value}", "bucket": "day"},
+                        headers=viewer)
+    assert timeline.status_code == 200, timeline.text
+    assert sum(b["total"] for b in timeline.json()["buckets"]) == 1
+    assert http.get(f"/reports/{ids[0]}", headers=viewer).json()["subject"] == f"{marker}{value}"

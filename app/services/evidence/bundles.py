@@ -12,15 +12,13 @@ import hashlib
 import io
 import zipfile
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from app.errors import NotFound
 from app.services.canonical import canonical_bytes
-from app.services.versions import etag, versioned_read
+from app.services.versions import etag, matches, versioned_read
 from app.storage import reports as report_store
-from app.storage import signatures as signature_store
-from app.storage.db import Connection, Database
+from app.storage.db import Database
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REQUIRED = ("manifest.json", "report.json", "VERIFY.md")
@@ -90,17 +88,13 @@ class Bundle:
 
 
 async def bundle(*, db: Database, tenant: str, report_id: UUID, if_none_match: str | None) -> Bundle:
-    async def read(conn: Connection) -> tuple[tuple[bytes, str, bool] | None, dict[str, Any] | None]:
-        return (await report_store.get(conn, tenant=tenant, report_id=report_id),
-                await signature_store.get(conn, tenant=tenant, report_id=report_id))
-
     tag, found = await versioned_read(
         db=db, tenant=tenant, if_none_match=if_none_match,
-        tag_of=lambda version: etag(tenant, version, "bundle", str(report_id)), read=read)
+        tag_of=lambda version: etag(tenant, version, "bundle", str(report_id)),
+        read=report_store.bundle_source(tenant=tenant, report_id=report_id))
     if found is None:
-        return Bundle(tag, None)
-    report, signature = found
-    if report is None:
+        if matches(if_none_match, tag):
+            return Bundle(tag, None)
         raise NotFound("report not found")
-    envelope = bytes(signature["envelope"]) if signature else None
-    return Bundle(tag, build_bundle(str(report_id), report[0], envelope))
+    canonical, envelope = found
+    return Bundle(tag, build_bundle(str(report_id), canonical, envelope))
