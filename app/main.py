@@ -15,6 +15,7 @@ from connexion.datastructures import MediaTypeDict
 from connexion.decorators.main import BaseDecorator
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
+from connexion.operations import OpenAPIOperation
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 from connexion.security import AbstractSecurityHandler
@@ -55,9 +56,12 @@ class OrjsonJsonifier:
 def _build_per_operation_once() -> None:
     """connexion 3.3 rebuilds each handler's decorator stack on every request
     (AsyncOperation.fn is a property whose wrapper calls BaseDecorator.decorate, which
-    inspects the handler's signature) and inspects the security functions' signatures on
-    every call (AbstractSecurityHandler._accepts_kwarg). All of it depends only on the
-    operation and the function, never on the request, so it is kept after first use."""
+    inspects the handler's signature), inspects the security functions' signatures on
+    every call (AbstractSecurityHandler._accepts_kwarg) and rebuilds an operation's body
+    definition (a media-type match and a schema copy) several times per request. All of it
+    depends only on the operation and the function, never on the request, so it is kept
+    after first use (callers only read the body definition; connexion deep-copies a
+    default before using it)."""
     if getattr(AsyncOperation, "_qcc_once", False):
         return
     build = AsyncOperation.fn.fget
@@ -77,8 +81,18 @@ def _build_per_operation_once() -> None:
             found = decorated[function] = decorate(self, function)
         return found
 
+    body_definition = OpenAPIOperation.body_definition
+
+    def body_definition_once(self: OpenAPIOperation, content_type: str | None = None) -> dict:
+        definitions = self.__dict__.setdefault("_qcc_body_definitions", {})
+        found = definitions.get(content_type)
+        if found is None:
+            found = definitions[content_type] = body_definition(self, content_type)
+        return found
+
     AsyncOperation.fn = property(fn)
     BaseDecorator.decorate = decorate_once
+    OpenAPIOperation.body_definition = body_definition_once
     accepts = AbstractSecurityHandler._accepts_kwarg
     AbstractSecurityHandler._accepts_kwarg = staticmethod(
         functools.lru_cache(maxsize=1024)(accepts))
