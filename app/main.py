@@ -14,6 +14,7 @@ from connexion.apps.asynchronous import AsyncOperation
 from connexion.datastructures import MediaTypeDict
 from connexion.decorators.main import BaseDecorator
 from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest
 from connexion.middleware import MiddlewarePosition
 from connexion.operations import OpenAPIOperation
 from connexion.options import SwaggerUIOptions
@@ -61,7 +62,9 @@ def _build_per_operation_once() -> None:
     definition (a media-type match and a schema copy) several times per request. All of it
     depends only on the operation and the function, never on the request, so it is kept
     after first use (callers only read the body definition; connexion deep-copies a
-    default before using it)."""
+    default before using it). The query string is parsed and resolved once per request
+    (the parameter validator and the handler's arguments each built their own request
+    object and parsed it again)."""
     if getattr(AsyncOperation, "_qcc_once", False):
         return
     build = AsyncOperation.fn.fget
@@ -90,8 +93,20 @@ def _build_per_operation_once() -> None:
             found = definitions[content_type] = body_definition(self, content_type)
         return found
 
+    resolve_query = ConnexionRequest.query_params.fget
+    assert resolve_query is not None
+
+    def query_params_once(self: ConnexionRequest) -> Any:
+        # one operation per request, so every parser of one class resolves it alike
+        resolved = self.scope.setdefault("extensions", {}).setdefault("qcc_query", {})
+        key = type(self.uri_parser)
+        if key not in resolved:
+            resolved[key] = resolve_query(self)
+        return resolved[key]
+
     AsyncOperation.fn = property(fn)
     BaseDecorator.decorate = decorate_once
+    ConnexionRequest.query_params = property(query_params_once)
     OpenAPIOperation.body_definition = body_definition_once
     accepts = AbstractSecurityHandler._accepts_kwarg
     AbstractSecurityHandler._accepts_kwarg = staticmethod(

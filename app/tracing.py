@@ -10,8 +10,9 @@ own: those are not sampled, so the traces are the requests'.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from app.config import Settings
@@ -70,6 +71,22 @@ def configure(settings: Settings) -> bool:
     _tracer = trace.get_tracer("qc_collector")
     log.info("tracing: exporting spans over OTLP/HTTP")
     return True
+
+
+@contextlib.contextmanager
+def statement_span(statement: str) -> Iterator[None]:
+    """A CLIENT span for SQL the instrumentation does not see (app/storage/db.py sends a
+    versioned read through a client-side-binding cursor): the text as written, with its
+    placeholders — never the bound values."""
+    if _tracer is None:
+        yield
+        return
+    from opentelemetry.trace import SpanKind
+
+    with _tracer.start_as_current_span(statement.split(None, 1)[0], kind=SpanKind.CLIENT,
+                                       attributes={"db.system": "postgresql",
+                                                   "db.statement": statement}):
+        yield
 
 
 def _version() -> str:

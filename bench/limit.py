@@ -22,6 +22,7 @@ import orjson
 import psycopg
 
 from app.storage import reports as report_store
+from app.storage.db import _server_form
 from app.storage.queries import q
 from bench import wrk
 
@@ -86,9 +87,21 @@ def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
 
 def versioned_read(conn: psycopg.Connection, *, tenant: str, statement: str,
                    params: dict[str, Any]) -> str:
-    """The scope with the version and the read as one compound command (run with -M simple)."""
+    """A versioned read's one round trip, as `Database.read_versioned` sends it: each pgbench
+    client PREPAREs the read once (its first transaction), then every transaction is the
+    scope with the version and the EXECUTE, one compound command (`\\;`, -M simple)."""
+    name, text, names = _server_form(statement)
+    with psycopg.ClientCursor(conn) as cur:
+        call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
+                           [params[key] for key in names])
     scope = _render(conn, SET_SCOPE_VERSION, {"tenant": tenant})
-    return scope[:-1] + " \\; " + _render(conn, statement, params) + "\n"
+    return "\n".join([
+        "\\if :prepared = 0",
+        " ".join(f"PREPARE {name} AS {text}".split()) + ";",
+        "\\set prepared 1",
+        "\\endif",
+        scope[:-1] + " \\; " + " ".join(call.split()) + ";",
+    ]) + "\n"
 
 
 def list_script(conn: psycopg.Connection, *, tenant: str, severity: str, limit: int) -> str:
@@ -132,6 +145,7 @@ def run(app_url: str, script: str, *, seconds: float, clients: int = wrk.CONNECT
         path.write_text(script)
         result = subprocess.run(
             [str(pgbench_binary()), "-n", "-f", str(path), "-c", str(clients), "-j", str(threads),
+             "-D", "prepared=0",  # versioned reads PREPARE once per client (versioned_read)
              "-T", f"{max(1, round(seconds))}", "-M", mode],
             env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:

@@ -10,9 +10,8 @@ from uuid import UUID
 from app.services import cursors
 from app.services.canonical import rfc3339
 from app.services.reports import parse_time
-from app.services.versions import etag, matches
+from app.services.versions import etag, versioned_read
 from app.storage import audit as audit_store
-from app.storage import reports as report_store
 from app.storage.db import Database
 
 
@@ -53,14 +52,13 @@ async def list_events(*, db: Database, tenant: str, actions: list[str] | None,
     params = {"actions": actions or None, "actor": actor, "since": parse_time(since, "since"),
               "until": parse_time(until, "until"), "limit": limit + 1,
               "after_at": after[0] if after else None, "after_id": after[1] if after else None}
-    async with db.system() as conn:
-        version = await report_store.tenant_version(conn, tenant=tenant)
-    tag = etag(tenant, version, "audit", sorted(actions or []), str(actor), since, until,
-               limit, cursor)
-    if matches(if_none_match, tag):
+    tag, rows = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda version: etag(tenant, version, "audit", sorted(actions or []),
+                                    str(actor), since, until, limit, cursor),
+        read=audit_store.list_page(tenant=tenant, params=params))
+    if rows is None:
         return AuditPage(tag, None, None)
-    async with db.tenant(tenant, read=True) as conn:
-        rows = await audit_store.list_page(conn, tenant=tenant, params=params)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["at"], rows[-1]["id"]) if more else None

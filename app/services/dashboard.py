@@ -12,9 +12,8 @@ from app.errors import BadRequest
 from app.services.canonical import rfc3339
 from app.services.reports import Filters
 from app.services.timeline import covering
-from app.services.versions import etag, matches
+from app.services.versions import etag, versioned_read
 from app.storage import dashboard as dashboard_store
-from app.storage import reports as report_store
 from app.storage.db import Database
 
 HOUR = timedelta(hours=1)
@@ -39,12 +38,6 @@ def period(since: datetime | None, until: datetime | None,
     return first, last
 
 
-async def _version(db: Database, tenant: str) -> int:
-    # read on its own, before the aggregate: a 304 costs one statement
-    async with db.system() as conn:
-        return await report_store.tenant_version(conn, tenant=tenant)
-
-
 def _hour(value: datetime | None) -> str | None:
     return rfc3339(value) if value else None
 
@@ -53,13 +46,14 @@ async def top_failing(*, db: Database, tenant: str, by: str, since: datetime | N
                       until: datetime | None, limit: int, if_none_match: str | None,
                       now: datetime | None = None) -> Answer:
     first, last = period(since, until, now or datetime.now(UTC))
-    tag = etag(tenant, await _version(db, tenant), "top", by, first.isoformat(),
-               last.isoformat(), limit)
-    if matches(if_none_match, tag):
+    tag, rows = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda version: etag(tenant, version, "top", by, first.isoformat(),
+                                    last.isoformat(), limit),
+        read=dashboard_store.top_failing(tenant=tenant, by=by, since=first, until=last,
+                                         limit=limit))
+    if rows is None:
         return Answer(tag, None)
-    async with db.tenant(tenant) as conn:
-        rows = await dashboard_store.top_failing(conn, tenant=tenant, by=by, since=first,
-                                                 until=last, limit=limit)
     items = [{"key": r["key"], "total": r["total"], "failing": r["failing"],
               "blocking": r["blocking"], "first_failure_hour": _hour(r["first_failure_hour"]),
               "last_failure_hour": _hour(r["last_failure_hour"])} for r in rows]
@@ -71,13 +65,13 @@ async def pass_rates(*, db: Database, tenant: str, since: datetime | None,
                      until: datetime | None, limit: int, if_none_match: str | None,
                      now: datetime | None = None) -> Answer:
     first, last = period(since, until, now or datetime.now(UTC))
-    tag = etag(tenant, await _version(db, tenant), "pass-rates", first.isoformat(),
-               last.isoformat(), limit)
-    if matches(if_none_match, tag):
+    tag, rows = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda version: etag(tenant, version, "pass-rates", first.isoformat(),
+                                    last.isoformat(), limit),
+        read=dashboard_store.pass_rates(tenant=tenant, since=first, until=last, limit=limit))
+    if rows is None:
         return Answer(tag, None)
-    async with db.tenant(tenant) as conn:
-        rows = await dashboard_store.pass_rates(conn, tenant=tenant, since=first, until=last,
-                                                limit=limit)
     return Answer(tag, {"since": rfc3339(first), "until": rfc3339(last), "items": [
         {"source": r["source"], "total": r["total"], "passing": r["passing"],
          "pass_rate": r["pass_rate"]} for r in rows]})
@@ -85,10 +79,11 @@ async def pass_rates(*, db: Database, tenant: str, since: datetime | None,
 
 async def count_reports(*, db: Database, tenant: str, filters: Filters,
                         if_none_match: str | None) -> Answer:
-    tag = etag(tenant, await _version(db, tenant), "count", filters.key())
-    if matches(if_none_match, tag):
+    tag, n = await versioned_read(
+        db=db, tenant=tenant, if_none_match=if_none_match,
+        tag_of=lambda version: etag(tenant, version, "count", filters.key()),
+        read=dashboard_store.count_capped(tenant=tenant, params=filters.sql_params(),
+                                          cap=COUNT_CAP))
+    if n is None:
         return Answer(tag, None)
-    async with db.tenant(tenant) as conn:
-        n = await dashboard_store.count_capped(conn, tenant=tenant, params=filters.sql_params(),
-                                               cap=COUNT_CAP)
     return Answer(tag, {"count": min(n, COUNT_CAP), "capped": n > COUNT_CAP, "cap": COUNT_CAP})

@@ -17,8 +17,12 @@ Nothing above app/storage imports psycopg or touches the pool.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
+import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
@@ -27,9 +31,11 @@ from uuid import UUID
 
 import orjson
 import psycopg
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from app import tracing
 from app.errors import Conflict, DomainError, ServiceUnavailable
 from app.storage.replica import PRIMARY_POSITION, Replica, ReplicaStatus
 
@@ -83,11 +89,13 @@ class Read(Generic[R]):
 
     statement: str
     params: Mapping[str, Any]
-    result: Callable[[list[tuple[Any, ...]]], R]
+    result: Callable[[list[Any]], R]
+    dict_rows: bool = False  # rows as dicts by column name (else tuples)
 
     async def run(self, conn: Connection) -> R:
-        cur = await conn.execute(self.statement, self.params)
-        return self.result(await cur.fetchall())
+        async with conn.cursor(row_factory=dict_row if self.dict_rows else tuple_row) as cur:
+            await cur.execute(self.statement, self.params)
+            return self.result(await cur.fetchall())
 
 
 class Retryable(ServiceUnavailable):
@@ -128,6 +136,31 @@ SET_SCOPE_CAUGHT_UP = (SET_SCOPE + ", coalesce(pg_last_wal_replay_lsn() >= %s::p
 # A versioned read on the primary: the scope and the tenant's change version (the ETag
 # validator, migration 0006) share the first round trip.
 SET_SCOPE_VERSION = SET_SCOPE + ", qcc_tenant_version(%s)"
+# SQLSTATEs of a session that does not hold the prepared statements we think it holds
+UNDEFINED_PREPARED, DUPLICATE_PREPARED = "26000", "42P05"
+# After this many, reads stop preparing: the server session changes under the connection
+# (a transaction-mode pooler that does not track SQL-level PREPARE, e.g. PgBouncer 1.21+
+# with prepared statements on, which tracks only the protocol's).
+OUT_OF_STEP_LIMIT = 3
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+@functools.lru_cache(maxsize=512)
+def _server_form(statement: str) -> tuple[str, str, tuple[str, ...]]:
+    """A read's statement as a session-level prepared statement: its name (from the text),
+    the text with `$n` placeholders, and the parameter names in `$n` order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] is None:
+            return "%"
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    text = _PLACEHOLDER.sub(number, statement)
+    name = "qcc_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+    return name, text, tuple(names)
 
 
 class Database:
@@ -149,6 +182,11 @@ class Database:
             self.conninfo, min_size=min_size, max_size=max_size, open=False,
             kwargs={"autocommit": True, "prepare_threshold": prepare_threshold}, name=name,
             timeout=timeout, reconnect_timeout=RECONNECT_SECONDS)
+        self.prepares = prepare_threshold is not None
+        self._out_of_step = 0
+        # the reads each pooled connection's session has PREPAREd (read_versioned)
+        self._prepared: weakref.WeakKeyDictionary[Connection, set[str]] = (
+            weakref.WeakKeyDictionary())
         self._probe: Connection | None = None
         self._probe_lock = asyncio.Lock()
         self._probe_ok_at = -PROBE_CACHE_SECONDS
@@ -232,22 +270,56 @@ class Database:
         tenant's change version (the ETag validator, migration 0006), then `read`'s
         statement, sent together as one simple query. PostgreSQL runs a multi-statement
         simple query as one implicit transaction, so the scope's SET LOCAL holds for the
-        read and ends with it — no BEGIN and COMMIT round trips, and nothing outlives the
-        unit on the pooled connection (or on a transaction-mode pooler's server connection).
-        Parameters are bound client-side by psycopg's literal quoting (ClientCursor), so
-        nothing is prepared: measured, one round trip of a planned statement costs less
-        here than four of prepared ones (issue 15's note)."""
+        read and ends with it — no BEGIN and COMMIT round trips, and nothing of the scope
+        outlives the unit on the pooled connection.
+
+        The read runs as `EXECUTE` of a session-level prepared statement (PREPAREd in the
+        same round trip the first time a connection meets it), so PostgreSQL plans it once
+        per connection, not per request; arguments are rendered by psycopg's literal
+        quoting. With DB_PREPARE_THRESHOLD=off (a transaction-mode pooler hands each
+        transaction another server session) the statement text is sent instead."""
         await self._gate()
         with self._translated():
-            async with self.pool.connection() as conn:
-                cur = psycopg.AsyncClientCursor(conn)
-                text = (cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant)) + ";\n"
-                        + cur.mogrify(read.statement, read.params))
-                await cur.execute(text)
-                scope = await cur.fetchone()
+            async with self.pool.connection() as conn, _traced(read):
+                try:
+                    return await self._read_once(conn, tenant, read)
+                except psycopg.Error as exc:
+                    if exc.sqlstate not in (UNDEFINED_PREPARED, DUPLICATE_PREPARED):
+                        raise
+                    # the session lost (or already had) what we prepared: start over once
+                    self._prepared.pop(conn, None)
+                    self._out_of_step += 1
+                    if self._out_of_step >= OUT_OF_STEP_LIMIT and self.prepares:
+                        self.prepares = False
+                        log.warning("versioned reads no longer PREPARE: server sessions change "
+                                    "under pooled connections (a transaction-mode pooler?)")
+                    return await self._read_once(conn, tenant, read,
+                                                 deallocate=exc.sqlstate == DUPLICATE_PREPARED)
+
+    async def _read_once(self, conn: Connection, tenant: str, read: Read[T], *,
+                         deallocate: bool = False) -> tuple[int, T]:
+        cur = psycopg.AsyncClientCursor(conn)
+        scope = cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant))
+        if not self.prepares:
+            await cur.execute(scope + ";\n" + cur.mogrify(read.statement, read.params))
+        else:
+            name, text, names = _server_form(read.statement)
+            known = self._prepared.setdefault(conn, set())
+            fresh = name not in known
+            call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
+                               [read.params[key] for key in names]) if names else f"EXECUTE {name}"
+            head = (f"DEALLOCATE {name};\n" if deallocate else "") + (
+                f"PREPARE {name} AS {text};\n" if fresh else "")
+            await cur.execute(head + scope + ";\n" + call)
+            known.add(name)
+            for _ in range(head.count(";\n")):  # the DEALLOCATE/PREPARE results: no rows
                 cur.nextset()
-                rows = await cur.fetchall()
-        return (int(scope[-1]) if scope else 0), read.result(rows)
+        row = await cur.fetchone()
+        cur.nextset()
+        if read.dict_rows:
+            cur.row_factory = dict_row  # type: ignore[assignment]  # the read's result only
+        rows = await cur.fetchall()
+        return (int(row[-1]) if row else 0), read.result(rows)
 
     async def _on_replica(self, stack: AsyncExitStack, tenant: str, actor_key: UUID | None,
                           actor: str) -> Connection | None:
@@ -389,6 +461,13 @@ class Database:
             await self.pool.check()
         except Exception as exc:  # best effort; a broken connection is also dropped on use
             log.warning("pool check failed: %s", exc.__class__.__name__)
+
+
+@asynccontextmanager
+async def _traced(read: Read[Any]) -> AsyncIterator[None]:
+    """The span of a versioned read (off unless tracing is on): what is sent, unbound."""
+    with tracing.statement_span(SET_SCOPE_VERSION + ";\n" + read.statement):
+        yield
 
 
 async def set_tenant(conn: Connection, tenant: str) -> None:

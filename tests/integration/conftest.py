@@ -26,6 +26,15 @@ class CountingCursor(psycopg.AsyncCursor):  # type: ignore[type-arg]
         return await super().execute(*args, **kwargs)
 
 
+class CountingClientCursor(psycopg.AsyncClientCursor):  # type: ignore[type-arg]
+    """The same for the client-side-binding cursor of Database.read_versioned: one execute,
+    one round trip (however many statements its simple query holds)."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCursor.count += 1
+        return await super().execute(*args, **kwargs)
+
+
 class CountingConnection(psycopg.AsyncConnection):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,7 +42,8 @@ class CountingConnection(psycopg.AsyncConnection):  # type: ignore[type-arg]
 
 
 @pytest.fixture
-async def db(database) -> AsyncIterator[Database]:
+async def db(database, monkeypatch) -> AsyncIterator[Database]:
+    monkeypatch.setattr(psycopg, "AsyncClientCursor", CountingClientCursor)
     db = Database(database.app_url, min_size=1, max_size=4)
     db.pool.connection_class = CountingConnection
     await db.open(wait=30)

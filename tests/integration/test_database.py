@@ -72,3 +72,40 @@ async def test_a_named_constraint_becomes_its_domain_error(db):
     await insert()
     with pytest.raises(Conflict, match="already exists"):
         await insert()
+
+
+@pytest.mark.parametrize("prepare_threshold", [5, None])
+async def test_a_versioned_read_is_one_scoped_round_trip_and_survives_a_lost_prepare(
+        database, prepare_threshold):
+    """read_versioned sends the scope, the version and the read in one simple query (a
+    PREPAREd statement per session unless DB_PREPARE_THRESHOLD=off): the read sees only
+    its tenant, the scope does not outlive it on the pooled connection, and a session that
+    lost its prepared statements (DEALLOCATE ALL, a server reset) or already holds them is
+    served, not failed."""
+    from app.storage.db import Read
+
+    db = await Database(database.app_url, min_size=1, max_size=1,
+                        prepare_threshold=prepare_threshold).open(wait=30)
+    read = Read("SELECT current_setting('app.tenant'), %(greeting)s::text, 100 %% 7",
+                {"greeting": "it's \\ 100% 中文"}, lambda rows: rows[0])
+    try:
+        for tenant in ("tenant-a", "tenant-b", "tenant-a"):
+            version, row = await db.read_versioned(tenant, read)
+            assert row == (tenant, "it's \\ 100% 中文", 2) and version >= 0
+        async with db.system() as conn:  # the pool's one connection: the scope is gone
+            setting = await (await conn.execute(
+                "SELECT coalesce(current_setting('app.tenant', true), '')")).fetchone()
+            assert setting == ("",)
+            await conn.execute("DEALLOCATE ALL")  # the session forgets what we prepared
+        assert (await db.read_versioned("tenant-b", read))[1][0] == "tenant-b"
+        db._prepared.clear()  # we forget what the session holds
+        assert (await db.read_versioned("tenant-a", read))[1][0] == "tenant-a"
+        # a session that keeps changing under the connection (a pooler): reads stop preparing
+        for _ in range(3):
+            async with db.system() as conn:
+                await conn.execute("DEALLOCATE ALL")
+            assert (await db.read_versioned("tenant-b", read))[1][0] == "tenant-b"
+        assert db.prepares is False
+        assert (await db.read_versioned("tenant-a", read))[1][0] == "tenant-a"
+    finally:
+        await db.close()

@@ -55,3 +55,28 @@ def test_prepared_statements_need_pgbouncer_1_21_else_they_are_switched_off(boun
         _alternate(tracking.url(database.app_url), 0)
     finally:
         tracking.stop()
+
+
+async def test_versioned_reads_behind_transaction_pooling_are_served(database):
+    """Database.read_versioned PREPAREs its reads per session (SQL-level, which PgBouncer
+    does not track): behind transaction pooling with two server connections the session
+    changes between transactions. Every read is still answered with its own tenant's rows,
+    and after a few out-of-step sessions the reads stop preparing."""
+    import asyncio
+
+    from app.storage.db import Database, Read
+
+    bouncer = pgbouncer.start(database.app_url, port=free_port(), pool_size=2)
+    db = await Database(bouncer.url(database.app_url), min_size=4, max_size=4,
+                        prepare_threshold=5).open(wait=30)
+    read = Read("SELECT current_setting('app.tenant'), %(n)s::int", {"n": 7},
+                lambda rows: rows[0])
+    try:
+        async def reader(tenant: str) -> None:
+            for _ in range(40):
+                assert (await db.read_versioned(tenant, read))[1] == (tenant, 7)
+
+        await asyncio.gather(*(reader(f"tenant-{i}") for i in range(4)))
+    finally:
+        await db.close()
+        bouncer.stop()
