@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from app.storage import reports as report_store
 from app.storage.db import _server_form
 from app.storage.queries import q
 from bench import wrk
@@ -119,21 +120,14 @@ def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
 
 
 def timeline_script(conn: psycopg.Connection, *, tenant: str) -> str:
-    """A timeline request's statements: one scoped transaction with the validator and the
-    buckets rendered as JSON (30 days x hour, grouped by severity, from the rollup)."""
+    """A timeline request's one round trip: the scope with the validator, and the buckets
+    rendered as JSON (30 days x hour, grouped by severity: the statement the service
+    composes for it), in one implicit transaction."""
     until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    counts = (q("timeline_from_rollup").replace("{start}", "hour")
-              .replace("{group_col}", "severity").replace("{filters}", ""))
-    query = (q("timeline_buckets_json").replace("{counts}", counts)
-             .replace("{{", "{").replace("}}", "}"))
-    return "\n".join([
-        "BEGIN;",
-        _render(conn, SET_SCOPE, {"tenant": tenant}),
-        _render(conn, "tenant_version", {"tenant": tenant}),
-        _render(conn, query, {"tenant": tenant, "since": until - timedelta(days=30),
-                              "until": until, "width": timedelta(hours=1)}),
-        "COMMIT;",
-    ]) + "\n"
+    params: dict[str, Any] = {"bucket": "hour", "since": until - timedelta(days=30),
+                              "until": until, "width": timedelta(hours=1)}
+    read = report_store.timeline_buckets(tenant=tenant, params=params, group_by="severity")
+    return versioned_read(conn, tenant=tenant, statement=read.statement, params=dict(read.params))
 
 
 def run(app_url: str, script: str, *, seconds: float, clients: int = wrk.CONNECTIONS,

@@ -2,7 +2,8 @@
 later in the run, a block of older reports for the export and retention figures.
 
 Runs as the owner (a superuser: row-level security does not apply to it). The rows,
-the hourly rollup and the tenant versions end up as the app would have left them:
+the hourly rollups (the one by severity follows report_rollup_hourly through its trigger,
+migration 0012) and the tenant versions end up as the app would have left them:
 uuid7 ids, UTC hour buckets, status/severity/counts derived like canonical.derive,
 canonical bytes of the app's size with their real sha256.
 """
@@ -74,11 +75,14 @@ RECENT = "now() - random() * interval '30 days'"
 OLD = ("now() - make_interval(days => %(after_days)s + %(span_days)s)"
        " + (i - 1)::float8 / %(total)s * make_interval(days => %(span_days)s)")
 
+# Hour after hour, as ingest leaves the rollups (their trigger-made rows by severity too):
+# a range of hours is a few heap pages.
 FILL_ROLLUP = """
 INSERT INTO report_rollup_hourly (tenant_id, hour, severity, status, source, n)
 SELECT tenant_id, date_trunc('hour', received_at), severity, status, source, count(*)
   FROM reports
  GROUP BY 1, 2, 3, 4, 5
+ ORDER BY 2, 1, 3, 4, 5
 """
 
 ADD_ROLLUP = """
@@ -126,7 +130,8 @@ def seed(owner_url: str, *, counts: dict[str, int], canonical_size: int) -> None
             conn.execute(FILL_VERSIONS)
         # Hint bits, visibility map and statistics as a long-running database has them,
         # and no checkpoint of the load landing inside a measurement.
-        conn.execute("VACUUM (ANALYZE) reports, report_rollup_hourly, tenant_versions")
+        conn.execute("VACUUM (ANALYZE) reports, report_rollup_hourly,"
+                     " report_rollup_severity_hourly, tenant_versions")
         conn.execute("CHECKPOINT")
 
 
@@ -150,7 +155,8 @@ def seed_old(owner_url: str, *, tenant: str, count: int, canonical_size: int, af
             conn.execute(ADD_ROLLUP, params)
             conn.execute("UPDATE tenant_versions SET version = version + 1"
                          " WHERE tenant_id = %(tenant)s", params)
-        conn.execute("VACUUM (ANALYZE) reports, report_rollup_hourly")
+        conn.execute("VACUUM (ANALYZE) reports, report_rollup_hourly,"
+                     " report_rollup_severity_hourly")
         conn.execute("CHECKPOINT")
         found = conn.execute(OLD_RANGE, params).fetchone()
     assert found is not None

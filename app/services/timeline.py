@@ -1,4 +1,4 @@
-"""Timeline: counts per UTC hour or day, aggregated in SQL (rollup when it can)."""
+"""Timeline: counts per UTC hour or day, aggregated in SQL (from a rollup when one can)."""
 
 from __future__ import annotations
 
@@ -68,8 +68,6 @@ class Timeline:
 async def get_timeline(*, db: Database, tenant: str, bucket: str, group_by: str, filters: Filters,
                        if_none_match: str | None, now: datetime | None = None) -> Timeline:
     first, last = bucket_range(bucket, filters.since, filters.until, now or datetime.now(UTC))
-    # The rollup holds every dimension except subject and labels.
-    from_rollup = not filters.subject and not filters.labels
     params = filters.sql_params()
     params.update(bucket=bucket, since=first, until=last, width=WIDTH[bucket])
     # the buckets arrive as JSON text from PostgreSQL (every bucket, empty ones too)
@@ -77,8 +75,7 @@ async def get_timeline(*, db: Database, tenant: str, bucket: str, group_by: str,
         db=db, tenant=tenant, if_none_match=if_none_match,
         tag_of=lambda v: etag(tenant, v, "timeline", bucket, group_by, first.isoformat(),
                               last.isoformat(), filters.key()),
-        read=report_store.timeline_buckets(tenant=tenant, params=params, group_by=group_by,
-                                           from_rollup=from_rollup))
+        read=report_store.timeline_buckets(tenant=tenant, params=params, group_by=group_by))
     if buckets is None:
         return Timeline(tag, None)
     head = orjson.dumps({"bucket": bucket, "group_by": group_by, "since": rfc3339(first),

@@ -282,25 +282,30 @@ class Database:
         with self._translated():
             async with self.pool.connection() as conn, _traced(read):
                 try:
-                    return await self._read_once(conn, tenant, read)
+                    return await self._read_once(conn, tenant, read, prepared=self.prepares)
                 except psycopg.Error as exc:
                     if exc.sqlstate not in (UNDEFINED_PREPARED, DUPLICATE_PREPARED):
                         raise
-                    # the session lost (or already had) what we prepared: start over once
-                    self._prepared.pop(conn, None)
+                    # the session lost (or already had) what we prepared: note what it
+                    # holds and serve this read from its text
                     self._out_of_step += 1
                     if self._out_of_step >= OUT_OF_STEP_LIMIT and self.prepares:
                         self.prepares = False
                         log.warning("versioned reads no longer PREPARE: server sessions change "
                                     "under pooled connections (a transaction-mode pooler?)")
-                    return await self._read_once(conn, tenant, read,
-                                                 deallocate=exc.sqlstate == DUPLICATE_PREPARED)
+                    name = _server_form(read.statement)[0]
+                    known = self._prepared.setdefault(conn, set())
+                    if exc.sqlstate == DUPLICATE_PREPARED:
+                        known.add(name)
+                    else:
+                        known.discard(name)
+                    return await self._read_once(conn, tenant, read, prepared=False)
 
     async def _read_once(self, conn: Connection, tenant: str, read: Read[T], *,
-                         deallocate: bool = False) -> tuple[int, T]:
+                         prepared: bool) -> tuple[int, T]:
         cur = psycopg.AsyncClientCursor(conn)
         scope = cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant))
-        if not self.prepares:
+        if not prepared:
             await cur.execute(scope + ";\n" + cur.mogrify(read.statement, read.params))
         else:
             name, text, names = _server_form(read.statement)
@@ -308,12 +313,12 @@ class Database:
             fresh = name not in known
             call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
                                [read.params[key] for key in names]) if names else f"EXECUTE {name}"
-            head = (f"DEALLOCATE {name};\n" if deallocate else "") + (
-                f"PREPARE {name} AS {text};\n" if fresh else "")
-            await cur.execute(head + scope + ";\n" + call)
+            # noted before it runs: a PREPARE outlives a read that fails after it
             known.add(name)
-            for _ in range(head.count(";\n")):  # the DEALLOCATE/PREPARE results: no rows
-                cur.nextset()
+            await cur.execute((f"PREPARE {name} AS {text};\n" if fresh else "")
+                              + scope + ";\n" + call)
+            if fresh:
+                cur.nextset()  # the PREPARE's result: no rows
         row = await cur.fetchone()
         cur.nextset()
         if read.dict_rows:

@@ -172,14 +172,24 @@ SELECT '{{"id":"' || id || '","tenant":' || to_json(tenant_id)
  LIMIT %(page_size)s + 1;
 
 -- name: timeline_from_rollup
--- Bucketed counts from the hourly rollup (filters on rollup dimensions only); {start} is
--- the rollup's own hour for hourly buckets, date_trunc of it for daily ones.
+-- Bucketed counts from an hourly rollup ({rollup}: the narrowest whose dimensions hold the
+-- grouping and the filters); {start} is the rollup's own hour for hourly buckets,
+-- date_trunc of it for daily ones.
 SELECT {start} AS start, {group_col} AS key, sum(n)::bigint AS n
-  FROM report_rollup_hourly
+  FROM {rollup}
  WHERE tenant_id = %(tenant)s
    AND hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz
    {filters}
  GROUP BY 1, 2;
+
+-- name: timeline_from_rollup_rows
+-- The same when each rollup row already is one (bucket, key): hourly buckets grouped by
+-- the rollup's only dimension. Its rows as they are, no aggregate of single rows.
+SELECT hour AS start, {group_col} AS key, n
+  FROM {rollup}
+ WHERE tenant_id = %(tenant)s
+   AND hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz
+   {filters};
 
 -- name: timeline_from_reports
 -- Bucketed counts straight from reports (subject or label filters).
@@ -193,7 +203,8 @@ SELECT date_trunc(%(bucket)s, received_at) AS start, {group_col} AS key, count(*
 -- name: timeline_buckets_json
 -- The timeline's buckets rendered as JSON by PostgreSQL, one text per bucket in order:
 -- every bucket of [since, until) (empty ones too), its total and its counts by key.
--- {counts} is timeline_from_rollup or timeline_from_reports. (`{{`/`}}`: literal braces.)
+-- {counts} is timeline_from_rollup(_rows) or timeline_from_reports. (`{{`/`}}`: literal
+-- braces.)
 WITH counts AS ({counts}),
 per_bucket AS (
   SELECT start, sum(n)::bigint AS total, json_object_agg(key, n ORDER BY key) AS by_key

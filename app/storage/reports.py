@@ -18,7 +18,11 @@ from app.storage.queries import composed, q
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
 GROUP_COLUMNS = {"severity": "severity", "status": "status", "source": "source"}
 REPORT_FILTERS = ("severity", "status", "source", "subject", "labels", "since", "until")
-ROLLUP_FILTERS = ("severity", "status", "source")  # the rollup's own dimensions
+# The hourly rollups, narrowest first, with their dimensions: a timeline reads the first
+# that holds its grouping and every filter present (migrations 0001 and 0012; the
+# narrow one is derived from the wide one by a trigger), else the reports themselves.
+ROLLUPS = (("report_rollup_severity_hourly", ("severity",)),
+           ("report_rollup_hourly", ("severity", "status", "source")))
 
 
 SINGLE_VALUE = ("severity", "status", "source", "subject")
@@ -189,16 +193,37 @@ def list_page_json(*, tenant: str, params: dict[str, Any], sort: str,
     return Read(statement, {"tenant": tenant, **params}, result)
 
 
-def timeline_buckets(*, tenant: str, params: dict[str, Any], group_by: str,
-                     from_rollup: bool) -> Read[bytes]:
-    """The buckets of [params since, until) as a JSON array (params["width"]: a bucket)."""
-    name = "timeline_from_rollup" if from_rollup else "timeline_from_reports"
-    # since/until are the bucket range, part of both queries
-    names = ROLLUP_FILTERS if from_rollup else REPORT_FILTERS[:5]
-    start = (sql.Identifier("hour") if params["bucket"] == "hour"
-             else sql.SQL("date_trunc('day', hour)"))
-    counts = composed(name, group_col=sql.Identifier(GROUP_COLUMNS[group_by]),
-                      filters=filter_sql(params, names), start=start)
-    statement = composed("timeline_buckets_json", counts=counts).as_string()
+def timeline_buckets(*, tenant: str, params: dict[str, Any], group_by: str) -> Read[bytes]:
+    """The buckets of [params since, until) in params["bucket"]s (params["width"]: one) as
+    a JSON array, from the narrowest source that can answer: the first of ROLLUPS whose
+    dimensions hold the grouping and every filter present, else the reports."""
+    present = {name for name in REPORT_FILTERS[:5] if params.get(name) is not None}
+    for table, dimensions in ROLLUPS:
+        if group_by in dimensions and present <= set(dimensions):
+            statement = _timeline_statement(table, filter_fragments(params, dimensions),
+                                            params["bucket"], group_by)
+            break
+    else:  # subject or labels: only the reports hold them
+        statement = _timeline_statement(None, filter_fragments(params, REPORT_FILTERS[:5]),
+                                        params["bucket"], group_by)
     return Read(statement, {"tenant": tenant, **params},
                 lambda rows: b"[" + b",".join(row[0].encode() for row in rows) + b"]")
+
+
+@functools.lru_cache(maxsize=256)
+def _timeline_statement(rollup: str | None, fragments: tuple[str, ...], bucket: str,
+                        group_by: str) -> str:
+    """The statement text for one shape (composed once per shape: the values are
+    parameters). since/until are the bucket range, part of every source's query."""
+    group_col = sql.Identifier(GROUP_COLUMNS[group_by])
+    filters = sql.SQL(" ").join(composed(name) for name in fragments)
+    if rollup is None:
+        counts = composed("timeline_from_reports", group_col=group_col, filters=filters)
+    elif bucket == "hour" and dict(ROLLUPS)[rollup] == (group_by,):
+        counts = composed("timeline_from_rollup_rows", rollup=sql.Identifier(rollup),
+                          group_col=group_col, filters=filters)
+    else:
+        start = sql.Identifier("hour") if bucket == "hour" else sql.SQL("date_trunc('day', hour)")
+        counts = composed("timeline_from_rollup", rollup=sql.Identifier(rollup),
+                          group_col=group_col, filters=filters, start=start)
+    return composed("timeline_buckets_json", counts=counts).as_string()

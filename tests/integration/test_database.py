@@ -100,6 +100,14 @@ async def test_a_versioned_read_is_one_scoped_round_trip_and_survives_a_lost_pre
         assert (await db.read_versioned("tenant-b", read))[1][0] == "tenant-b"
         db._prepared.clear()  # we forget what the session holds
         assert (await db.read_versioned("tenant-a", read))[1][0] == "tenant-a"
+        # a read that fails after its PREPARE ran leaves the session holding it: no confusion
+        failing = Read("SELECT 10 / %(d)s::int", {"d": 0}, lambda rows: rows[0][0])
+        with pytest.raises(Exception, match="division by zero"):
+            await db.read_versioned("tenant-a", failing)
+        steps = db._out_of_step
+        assert (await db.read_versioned("tenant-a", Read(failing.statement, {"d": 5},
+                                                         failing.result)))[1] == 2
+        assert db._out_of_step == steps
         # a session that keeps changing under the connection (a pooler): reads stop preparing
         for _ in range(3):
             async with db.system() as conn:
