@@ -22,7 +22,7 @@ import orjson
 import psycopg
 
 from app.storage import reports as report_store
-from app.storage.db import _server_form
+from app.storage.db import prepared_form
 from app.storage.queries import q
 from bench import wrk
 
@@ -90,7 +90,7 @@ def versioned_read(conn: psycopg.Connection, *, tenant: str, statement: str,
     """A versioned read's one round trip, as `Database.read_versioned` sends it: each pgbench
     client PREPAREs the read once (its first transaction), then every transaction is the
     scope with the version and the EXECUTE, one compound command (`\\;`, -M simple)."""
-    name, text, names = _server_form(statement)
+    name, text, names = prepared_form(statement)
     with psycopg.ClientCursor(conn) as cur:
         call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
                            [params[key] for key in names])

@@ -9,10 +9,10 @@ from uuid import UUID
 
 import orjson
 
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest
 from app.services import cursors
 from app.services.canonical import rfc3339
-from app.services.versions import etag, matches, versioned_read
+from app.services.versions import etag, versioned_read
 from app.storage import reports as report_store
 from app.storage.db import Database
 
@@ -148,11 +148,10 @@ async def get_report(*, db: Database, tenant: str, report_id: UUID,
     tag, found = await versioned_read(
         db=db, tenant=tenant, if_none_match=if_none_match,
         tag_of=lambda version: etag(tenant, version, "report", str(report_id)),
-        read=report_store.get_document(tenant=tenant, report_id=report_id))
+        read=report_store.get_document(tenant=tenant, report_id=report_id),
+        missing="report not found")
     if found is None:
-        if if_none_match is not None and matches(if_none_match, tag):
-            return ReportDocument(tag, None)
-        raise NotFound("report not found")
+        return ReportDocument(tag, None)
     canonical, digest, signed, signature = found
     document = orjson.loads(canonical)
     document["content_sha256"] = digest

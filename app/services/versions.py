@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from app.errors import NotFound
 from app.storage import reports as report_store
 from app.storage.db import Database, Read
 
@@ -34,11 +35,14 @@ def matches(if_none_match: str | None, current: str) -> bool:
 
 
 async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None,
-                         tag_of: Callable[[int], str], read: Read[T]) -> tuple[str, T | None]:
+                         tag_of: Callable[[int], str], read: Read[T | None],
+                         missing: str | None = None) -> tuple[str, T | None]:
     """The one way a read with an ETag runs: the tenant's version makes the tag (`tag_of`);
-    a matching If-None-Match answers None. On the primary the version, the scope and the
-    read travel in one round trip (`Database.read_versioned`; the read runs even when the
-    tag then matches — a repeated If-None-Match is answered before this, from memory, by
+    a matching If-None-Match answers None. `missing`: the read may find nothing (None),
+    which is then a 404 with this detail — unless the tag matched (a 304 says nothing of
+    existence, as before the read). On the primary the version, the scope and the read
+    travel in one round trip (`Database.read_versioned`; the read runs even when the tag
+    then matches — a repeated If-None-Match is answered before this, from memory, by
     app/conditional.py). With replica reads the version comes from the primary first, so a
     replica's answer is never older than the tag it is sent with."""
     if db.reads_on_replica:
@@ -47,7 +51,12 @@ async def versioned_read(*, db: Database, tenant: str, if_none_match: str | None
         if matches(if_none_match, tag):
             return tag, None
         async with db.tenant(tenant, read=True) as conn:
-            return tag, await read.run(conn)
-    version, value = await db.read_versioned(tenant, read)
-    tag = tag_of(version)
-    return tag, None if matches(if_none_match, tag) else value
+            value = await read.run(conn)
+    else:
+        version, value = await db.read_versioned(tenant, read)
+        tag = tag_of(version)
+        if matches(if_none_match, tag):
+            return tag, None
+    if value is None and missing is not None:
+        raise NotFound(missing)
+    return tag, value

@@ -146,7 +146,7 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
 
 @functools.lru_cache(maxsize=512)
-def _server_form(statement: str) -> tuple[str, str, tuple[str, ...]]:
+def prepared_form(statement: str) -> tuple[str, str, tuple[str, ...]]:
     """A read's statement as a session-level prepared statement: its name (from the text),
     the text with `$n` placeholders, and the parameter names in `$n` order."""
     names: list[str] = []
@@ -280,7 +280,7 @@ class Database:
         transaction another server session) the statement text is sent instead."""
         await self._gate()
         with self._translated():
-            async with self.pool.connection() as conn, _traced(read):
+            async with self.pool.connection() as conn:
                 try:
                     return await self._read_once(conn, tenant, read, prepared=self.prepares)
                 except psycopg.Error as exc:
@@ -293,7 +293,7 @@ class Database:
                         self.prepares = False
                         log.warning("versioned reads no longer PREPARE: server sessions change "
                                     "under pooled connections (a transaction-mode pooler?)")
-                    name = _server_form(read.statement)[0]
+                    name = prepared_form(read.statement)[0]
                     known = self._prepared.setdefault(conn, set())
                     if exc.sqlstate == DUPLICATE_PREPARED:
                         known.add(name)
@@ -304,21 +304,24 @@ class Database:
     async def _read_once(self, conn: Connection, tenant: str, read: Read[T], *,
                          prepared: bool) -> tuple[int, T]:
         cur = psycopg.AsyncClientCursor(conn)
-        scope = cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant))
+        text = cur.mogrify(SET_SCOPE_VERSION, (tenant, "", "api", tenant)) + ";\n"
+        fresh = False
         if not prepared:
-            await cur.execute(scope + ";\n" + cur.mogrify(read.statement, read.params))
+            text += cur.mogrify(read.statement, read.params)
         else:
-            name, text, names = _server_form(read.statement)
+            name, server_text, names = prepared_form(read.statement)
             known = self._prepared.setdefault(conn, set())
             fresh = name not in known
-            call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
-                               [read.params[key] for key in names]) if names else f"EXECUTE {name}"
-            # noted before it runs: a PREPARE outlives a read that fails after it
-            known.add(name)
-            await cur.execute((f"PREPARE {name} AS {text};\n" if fresh else "")
-                              + scope + ";\n" + call)
+            known.add(name)  # noted before it runs: a PREPARE outlives a read that fails after it
             if fresh:
-                cur.nextset()  # the PREPARE's result: no rows
+                text = f"PREPARE {name} AS {server_text};\n" + text
+            text += cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
+                                [read.params[key] for key in names]) if names else f"EXECUTE {name}"
+        # the instrumentation does not see this cursor: the span shows the text unbound
+        with tracing.statement_span(SET_SCOPE_VERSION + ";\n" + read.statement):
+            await cur.execute(text)
+        if fresh:
+            cur.nextset()  # the PREPARE's result: no rows
         row = await cur.fetchone()
         cur.nextset()
         if read.dict_rows:
@@ -466,13 +469,6 @@ class Database:
             await self.pool.check()
         except Exception as exc:  # best effort; a broken connection is also dropped on use
             log.warning("pool check failed: %s", exc.__class__.__name__)
-
-
-@asynccontextmanager
-async def _traced(read: Read[Any]) -> AsyncIterator[None]:
-    """The span of a versioned read (off unless tracing is on): what is sent, unbound."""
-    with tracing.statement_span(SET_SCOPE_VERSION + ";\n" + read.statement):
-        yield
 
 
 async def set_tenant(conn: Connection, tenant: str) -> None:

@@ -14,9 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from uuid import UUID
 
-from app.errors import NotFound
 from app.services.canonical import canonical_bytes
-from app.services.versions import etag, matches, versioned_read
+from app.services.versions import etag, versioned_read
 from app.storage import reports as report_store
 from app.storage.db import Database
 
@@ -91,10 +90,9 @@ async def bundle(*, db: Database, tenant: str, report_id: UUID, if_none_match: s
     tag, found = await versioned_read(
         db=db, tenant=tenant, if_none_match=if_none_match,
         tag_of=lambda version: etag(tenant, version, "bundle", str(report_id)),
-        read=report_store.bundle_source(tenant=tenant, report_id=report_id))
+        read=report_store.bundle_source(tenant=tenant, report_id=report_id),
+        missing="report not found")
     if found is None:
-        if matches(if_none_match, tag):
-            return Bundle(tag, None)
-        raise NotFound("report not found")
+        return Bundle(tag, None)
     canonical, envelope = found
     return Bundle(tag, build_bundle(str(report_id), canonical, envelope))
