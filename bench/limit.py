@@ -22,7 +22,7 @@ import orjson
 import psycopg
 
 from app.storage import reports as report_store
-from app.storage.db import prepared_form
+from app.storage.db import Read, prepared_form, scope_version_statement
 from app.storage.queries import q
 from bench import wrk
 
@@ -30,10 +30,6 @@ from bench import wrk
 ID_PREFIX = "00000000-0000-7000-8000-"
 SET_SCOPE = ("SELECT set_config('app.tenant', %(tenant)s, true),"
              " set_config('app.actor_key', '', true), set_config('app.actor', 'api', true)")
-# A versioned read's one round trip (app/storage/db.py `read_versioned`): the scope with the
-# tenant's version, then the read, as one compound command (`\;`, -M simple) — one implicit
-# transaction, as the service sends it.
-SET_SCOPE_VERSION = SET_SCOPE + ", qcc_tenant_version(%(tenant)s)"
 
 
 @dataclass(frozen=True)
@@ -85,16 +81,17 @@ def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
     return "\n".join(lines).replace("@ID@", report_id) + "\n"
 
 
-def versioned_read(conn: psycopg.Connection, *, tenant: str, statement: str,
-                   params: dict[str, Any]) -> str:
+def versioned_read(conn: psycopg.Connection, *, tenant: str, read: Read[Any]) -> str:
     """A versioned read's one round trip, as `Database.read_versioned` sends it: each pgbench
     client PREPAREs the read once (its first transaction), then every transaction is the
-    scope with the version and the EXECUTE, one compound command (`\\;`, -M simple)."""
-    name, text, names = prepared_form(statement)
+    scope with the version and the EXECUTE, one compound command (`\\;`, -M simple) — one
+    implicit transaction."""
+    name, text, names = prepared_form(read.statement)
     with psycopg.ClientCursor(conn) as cur:
         call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
-                           [params[key] for key in names])
-    scope = _render(conn, SET_SCOPE_VERSION, {"tenant": tenant})
+                           [read.params[key] for key in names])
+        scope = " ".join(cur.mogrify(scope_version_statement(read, prepared=True),
+                                     (tenant, "", "api", tenant)).split()) + ";"
     return "\n".join([
         "\\if :prepared = 0",
         " ".join(f"PREPARE {name} AS {text}".split()) + ";",
@@ -107,11 +104,10 @@ def versioned_read(conn: psycopg.Connection, *, tenant: str, statement: str,
 def list_script(conn: psycopg.Connection, *, tenant: str, severity: str, limit: int) -> str:
     """A list request's one round trip: the scope with the validator, and the page rendered
     as JSON, in one implicit transaction."""
-    page = (q("list_reports_json").replace("{sort_col}", "received_at")
-            .replace("{filters}", q("report_filter_severity_one"))
-            .replace("{direction}", "DESC").replace("{{", "{").replace("}}", "}"))
-    return versioned_read(conn, tenant=tenant, statement=page,
-                          params={"tenant": tenant, "severity_one": severity, "page_size": limit})
+    read = report_store.list_page_json(tenant=tenant, params={"severity": [severity],
+                                                              "page_size": limit},
+                                       sort="received_at", descending=True)
+    return versioned_read(conn, tenant=tenant, read=read)
 
 
 def not_modified_script(conn: psycopg.Connection, *, tenant: str) -> str:
@@ -127,7 +123,7 @@ def timeline_script(conn: psycopg.Connection, *, tenant: str) -> str:
     params: dict[str, Any] = {"bucket": "hour", "since": until - timedelta(days=30),
                               "until": until, "width": timedelta(hours=1)}
     read = report_store.timeline_buckets(tenant=tenant, params=params, group_by="severity")
-    return versioned_read(conn, tenant=tenant, statement=read.statement, params=dict(read.params))
+    return versioned_read(conn, tenant=tenant, read=read)
 
 
 def run(app_url: str, script: str, *, seconds: float, clients: int = wrk.CONNECTIONS,

@@ -190,7 +190,7 @@ def list_page_json(*, tenant: str, params: dict[str, Any], sort: str,
         return JsonPage(b"[" + b",".join(row[0].encode() for row in page) + b"]", more,
                         (page[-1][1], page[-1][2]) if more else None)
 
-    return Read(statement, {"tenant": tenant, **params}, result)
+    return Read(statement, {"tenant": tenant, **params}, result, generic_plan=True)
 
 
 def timeline_buckets(*, tenant: str, params: dict[str, Any], group_by: str) -> Read[bytes]:
@@ -202,12 +202,17 @@ def timeline_buckets(*, tenant: str, params: dict[str, Any], group_by: str) -> R
         if group_by in dimensions and present <= set(dimensions):
             statement = _timeline_statement(table, filter_fragments(params, dimensions),
                                             params["bucket"], group_by)
+            rollup = True
             break
     else:  # subject or labels: only the reports hold them
         statement = _timeline_statement(None, filter_fragments(params, REPORT_FILTERS[:5]),
                                         params["bucket"], group_by)
+        rollup = False
+    # A rollup's (tenant, hour) range plans alike for any window; over the reports the
+    # window's width decides between an index and a bitmap scan: planned per call.
     return Read(statement, {"tenant": tenant, **params},
-                lambda rows: b"[" + b",".join(row[0].encode() for row in rows) + b"]")
+                lambda rows: b"[" + b",".join(row[0].encode() for row in rows) + b"]",
+                generic_plan=rollup)
 
 
 @functools.lru_cache(maxsize=256)

@@ -9,11 +9,12 @@ import hashlib
 import time
 import uuid
 
+import orjson
 import pytest
 
 from app.errors import Conflict, ServiceUnavailable
 from app.storage import keys as key_store
-from app.storage.db import Database
+from app.storage.db import Database, prepared_form
 
 TENANT = "db-boundary"
 
@@ -115,5 +116,40 @@ async def test_a_versioned_read_is_one_scoped_round_trip_and_survives_a_lost_pre
             assert (await db.read_versioned("tenant-b", read))[1][0] == "tenant-b"
         assert db.prepares is False
         assert (await db.read_versioned("tenant-a", read))[1][0] == "tenant-a"
+    finally:
+        await db.close()
+
+
+async def test_list_pages_reuse_one_generic_plan_per_connection(database):
+    """A list page is planned once per pooled connection (its generic plan, SET LOCAL for
+    the read alone), whatever its values: PostgreSQL left to choose re-planned it on every
+    EXECUTE. Pages of different sizes and severities still hold exactly their reports."""
+    from app.storage import reports as report_store
+    from tests.factories import small_report, store
+
+    tenant = f"plans-{uuid.uuid4().hex[:8]}"
+    db = await Database(database.app_url, min_size=1, max_size=1).open(wait=30)
+    try:
+        stored = await store(db, tenant, *([small_report(severity=s, subject=f"s{n}")]
+                                           for n, s in enumerate(["block", "warn"] * 6)))
+        statement = None
+        for n in range(1, 9):
+            severity = ("block", "warn")[n % 2]
+            read = report_store.list_page_json(tenant=tenant, params={"severity": [severity],
+                                                                      "page_size": n},
+                                               sort="received_at", descending=True)
+            statement = read.statement
+            _, page = await db.read_versioned(tenant, read)
+            subjects = [item["subject"] for item in orjson.loads(page.items)]
+            expected = [r.row.subject for r in reversed(stored) if r.row.severity == severity]
+            assert subjects == expected[:n] and page.more == (len(expected) > n)
+        name = prepared_form(statement)[0]
+        async with db.system() as conn:  # the pool's one connection
+            plans = await (await conn.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s",
+                (name,))).fetchone()
+            mode = await (await conn.execute("SELECT current_setting('plan_cache_mode')")).fetchone()
+        assert plans == (8, 0)
+        assert mode == ("auto",)  # the setting ended with each read
     finally:
         await db.close()
