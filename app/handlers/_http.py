@@ -8,11 +8,10 @@ from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
 
 import orjson
-from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
+from app import observability
 from app.errors import NotFound
-from app.observability import request_state
 from app.services.access.principal import Principal
 
 JSON = "application/json"
@@ -24,7 +23,7 @@ def principal(token_info: dict[str, Any]) -> Principal:
 
 def body() -> Any:
     """The request body, parsed once by the validation layer."""
-    return request_state(request.scope).body
+    return observability.request_state(observability.current_scope()).body
 
 
 def path_id(raw: str, missing: str) -> UUID:
@@ -37,7 +36,8 @@ def path_id(raw: str, missing: str) -> UUID:
 
 
 def header(name: str) -> str | None:
-    return request.headers.get(name)
+    """A header of the request being answered."""
+    return observability.header(observability.current_scope(), name)
 
 
 def json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> ConnexionResponse:
@@ -51,7 +51,7 @@ def next_link(cursor: str) -> str:
     paged list builds it here)."""
     # Straight from the ASGI scope, as starlette's query_params and url.path read it, without
     # building a URL object (that was ~10 % of a list request's CPU, measured).
-    scope = request.scope
+    scope = observability.current_scope()
     query = [(k, v) for k, v in parse_qsl(scope["query_string"].decode("latin-1"),
                                           keep_blank_values=True) if k != "cursor"]
     query.append(("cursor", cursor))
