@@ -213,7 +213,31 @@ class CompiledParameterValidator(ParameterValidator):
 class ExplodedURIParser(OpenAPIURIParser):
     """connexion joins the values of an exploded array parameter (`?subject=a&subject=b`)
     with "," and splits them again, so one value holding a comma became two (and a
-    schema-valid `label=k:a,b` a 400). Each repeated value is kept whole."""
+    schema-valid `label=k:a,b` a 400). Each repeated value is kept whole.
+
+    connexion also builds two parsers per request from the operation's parameter list
+    and recomputes `param_schemas` on each of its four reads; both depend on the operation
+    alone (its parameter list and memoized body definition live as long as it), so they
+    are built once per operation."""
+
+    _built: dict[tuple[int, int], tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {}
+    _param_defns: dict[str, Any]
+
+    def __init__(self, param_defns: Any, body_defn: Any) -> None:
+        key = (id(param_defns), id(body_defn))
+        found = self._built.get(key)
+        if found is None or found[0] is not param_defns or found[1] is not body_defn:
+            super().__init__(param_defns, body_defn)
+            schemas = {k: v.get("schema", {}) for k, v in self._param_defns.items()}
+            # kept with the objects themselves, so their ids are never reused
+            found = self._built[key] = (param_defns, body_defn, self._param_defns, schemas)
+        self._param_defns, self._schemas = found[2], found[3]
+        self._body_schema = body_defn.get("schema", {})
+        self._body_encoding = body_defn.get("encoding", {})
+
+    @property
+    def param_schemas(self) -> dict[str, Any]:
+        return self._schemas
 
     @staticmethod
     def _resolve_param_duplicates(values: Any, param_defn: dict[str, Any], _in: str) -> Any:
