@@ -1,7 +1,8 @@
-"""Measurements that are not wrk runs: sequential HTTP latency, SQL timings, COPY, RSS."""
+"""Measurements that are not wrk runs: sequential HTTP latency, SQL timings, COPY, RSS, CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
@@ -79,6 +80,38 @@ def wait_until_idle(master_pid: int, conninfo: str, *, timeout: float = 60) -> N
             active = conn.execute(ACTIVE_CLIENTS).fetchone()
             idle = busy < IDLE_CPU_PERCENT and active == (0,)
             quiet = quiet + 1 if idle else 0
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of a gunicorn master's workers and of every PostgreSQL
+    process on the machine (the bench's own database is the only one) between `start` and
+    `stop`: with the request count, what a request costs each side. On 2 cores shared
+    with wrk, throughput is bounded by the sum."""
+
+    def __init__(self, master_pid: int) -> None:
+        self.master_pid = master_pid
+        self.started = (0.0, 0.0)
+
+    def _now(self) -> tuple[float, float]:
+        workers = postgres = 0.0
+        for child in psutil.Process(self.master_pid).children():
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                workers += times.user + times.system
+        for process in psutil.process_iter(["name"]):
+            if (process.info["name"] or "").startswith("postgres"):
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    postgres += times.user + times.system
+        return workers, postgres
+
+    def start(self) -> None:
+        self.started = self._now()
+
+    def per_request(self, requests: int) -> tuple[float, float]:
+        workers, postgres = self._now()
+        return ((workers - self.started[0]) / max(requests, 1) * 1e6,
+                (postgres - self.started[1]) / max(requests, 1) * 1e6)
 
 
 class RssSampler:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -41,6 +42,7 @@ import psycopg
 
 from bench import limit, wrk
 from bench.measure import (
+    CpuMeter,
     RssSampler,
     copy_seconds,
     http_p50_ms,
@@ -115,10 +117,15 @@ def load(server: LiveServer, db: LiveDatabase, path: str, seconds: float, *,
     url = f"{server.url}{path}"
     wrk.run(url, seconds=WARMUP_SECONDS, headers=headers, script=script)
     wait_until_idle(server.process.pid, db.owner_url)
+    meter = CpuMeter(server.process.pid)
+    meter.start()
     result = wrk.run(url, seconds=seconds, headers=headers, script=script)
-    log(f"  {path}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
-        f"p99 {result.p99_ms:.2f} ms, {result.errors} errors")
+    # requests wrk left in flight are finished too: the CPU of exactly the counted ones
     wait_until_idle(server.process.pid, db.owner_url)
+    result = dataclasses.replace(result, cpu_us=meter.per_request(result.requests))
+    log(f"  {path}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+        f"p99 {result.p99_ms:.2f} ms, {result.errors} errors; CPU per request: workers "
+        f"{result.cpu_us[0]:,.0f} µs, PostgreSQL {result.cpu_us[1]:,.0f} µs")
     return result
 
 
@@ -157,6 +164,9 @@ def latency(result: wrk.WrkResult) -> str:
     if not result.requests:  # wrk then prints zero latencies
         return "**no request completed**"
     text = f"{num(result.rps)} req/s, p50 {num(result.p50_ms)} ms, p99 {num(result.p99_ms)} ms"
+    if result.cpu_us is not None:
+        text += (f" (CPU per request: workers {num(result.cpu_us[0])} µs, PostgreSQL "
+                 f"{num(result.cpu_us[1])} µs)")
     return text + (f", **{result.errors} errors**" if result.errors else "")
 
 

@@ -38,6 +38,8 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx/3xx answers plus socket errors
+    # CPU per request of the server's workers and of PostgreSQL (µs), when measured
+    cpu_us: tuple[float, float] | None = None
 
 
 def _ms(text: str) -> float:
