@@ -216,22 +216,24 @@ class ExplodedURIParser(OpenAPIURIParser):
     schema-valid `label=k:a,b` a 400). Each repeated value is kept whole.
 
     connexion also builds two parsers per request from the operation's parameter list
-    and recomputes `param_schemas` on each of its four reads; both depend on the operation
-    alone (its parameter list and memoized body definition live as long as it), so they
-    are built once per operation."""
+    and recomputes `param_schemas` on each of its four reads; both depend on that list
+    alone, which lives as long as its operation, so they are built once per operation."""
 
-    _built: dict[tuple[int, int], tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {}
+    # parameter list's id -> (the list, its parameters by name, their schemas); the list is
+    # kept so its id is never another's; bounded in case a caller built a list per call
+    _by_parameters: dict[int, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
+    _KEPT_MAX = 1024
     _param_defns: dict[str, Any]
 
     def __init__(self, param_defns: Any, body_defn: Any) -> None:
-        key = (id(param_defns), id(body_defn))
-        found = self._built.get(key)
-        if found is None or found[0] is not param_defns or found[1] is not body_defn:
+        found = self._by_parameters.get(id(param_defns))
+        if found is None or found[0] is not param_defns:
             super().__init__(param_defns, body_defn)
-            schemas = {k: v.get("schema", {}) for k, v in self._param_defns.items()}
-            # kept with the objects themselves, so their ids are never reused
-            found = self._built[key] = (param_defns, body_defn, self._param_defns, schemas)
-        self._param_defns, self._schemas = found[2], found[3]
+            found = (param_defns, self._param_defns,
+                     {k: v.get("schema", {}) for k, v in self._param_defns.items()})
+            if len(self._by_parameters) < self._KEPT_MAX:
+                self._by_parameters[id(param_defns)] = found
+        self._param_defns, self._schemas = found[1], found[2]
         self._body_schema = body_defn.get("schema", {})
         self._body_encoding = body_defn.get("encoding", {})
 
