@@ -1,4 +1,5 @@
-"""The compiled body validator: OpenAPI -> JSON Schema, the problem it raises, the depth check."""
+"""The compiled body validator: OpenAPI -> JSON Schema, the problem it raises, the depth
+check; the query parser built once per operation."""
 
 from __future__ import annotations
 
@@ -64,3 +65,22 @@ def test_depth_bound_of_a_schema_follows_its_containers():
     recursive["items"] = recursive
     assert depth_bound(recursive) == math.inf
     assert depth_bound({"$ref": "#/x"}) == math.inf  # unresolved: not bounded
+
+
+def test_a_parsers_parameter_table_is_built_once_per_operation():
+    """Parsers built from one operation's parameter list share its table and schemas;
+    another operation's list gets its own; exploded values stay whole either way."""
+    from app.validation import ExplodedURIParser
+
+    listing = [{"name": "subject", "in": "query", "explode": True,
+                "schema": {"type": "array", "items": {"type": "string"}}},
+               {"name": "limit", "in": "query", "schema": {"type": "integer"}}]
+    timeline = [{"name": "bucket", "in": "query", "schema": {"type": "string"}}]
+    first, second = ExplodedURIParser(listing, {}), ExplodedURIParser(listing, {})
+    other = ExplodedURIParser(timeline, {"schema": {"type": "object"}})
+    assert first.param_defns is second.param_defns
+    assert first.param_schemas is second.param_schemas
+    assert set(first.param_schemas) == {"subject", "limit"}
+    assert set(other.param_schemas) == {"bucket"} and other._body_schema == {"type": "object"}
+    resolved = second.resolve_query({"subject": ["a,b", "c"], "limit": ["5"]})
+    assert resolved == {"subject": ["a,b", "c"], "limit": 5}
