@@ -64,7 +64,8 @@ def _build_per_operation_once() -> None:
     after first use (callers only read the body definition; connexion deep-copies a
     default before using it). The query string is parsed and resolved once per request
     (the parameter validator and the handler's arguments each built their own request
-    object and parsed it again)."""
+    object and parsed it again). The URI parser's parameter table, built by connexion per
+    request too, is kept per operation by the parser itself (app/validation.py)."""
     if getattr(AsyncOperation, "_qcc_once", False):
         return
     build = AsyncOperation.fn.fget

@@ -112,7 +112,11 @@ def current_scope() -> dict[str, Any]:
 
 def header(scope: dict[str, Any], name: str) -> str | None:
     """A request header's value (the first, as starlette's Headers.get)."""
-    return _header(scope, name.lower().encode("latin-1"))
+    wanted = name.lower().encode("latin-1")
+    for key, value in scope.get("headers", ()):
+        if key == wanted:
+            return value.decode("latin-1")
+    return None
 
 
 class RequestObserver:
@@ -123,7 +127,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
+        incoming = header(scope, "x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         state = RequestState(request_id)
         scope.setdefault("extensions", {})["qcc"] = state
@@ -173,8 +177,6 @@ def request_kind(path: str) -> str:
     if path.startswith(STATIC_PREFIXES):
         return "static"
     return "api"
-
-
 
 
 # ---- the /metrics exposition ------------------------------------------------------------
@@ -395,13 +397,6 @@ def build_info_family(version: str, git_sha: str) -> Metric:
                                labels=["version", "git_sha"])
     family.add_metric([version, git_sha], 1)
     return family
-
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 class JsonFormatter(logging.Formatter):

@@ -84,8 +84,8 @@ def wait_until_idle(master_pid: int, conninfo: str, *, timeout: float = 60) -> N
 
 class CpuMeter:
     """CPU seconds (user + system) of a gunicorn master's workers and of every PostgreSQL
-    process on the machine (the bench's own database is the only one) between `start` and
-    `stop`: with the request count, what a request costs each side. On 2 cores shared
+    process on the machine (the bench's own database is the only one) from `start` to
+    `per_request`, divided by the requests counted: what a request costs each side. On 2 cores shared
     with wrk, throughput is bounded by the sum."""
 
     def __init__(self, master_pid: int) -> None:
