@@ -42,33 +42,46 @@ class Service:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
-        self.writers: set[asyncio.StreamWriter] = set()
+        # Every transport either side ever opened, kept until the loop closes: a connection
+        # accepted in the loop's last turn has a writer but its _forward task never ran,
+        # and one the garbage collector finds later fails whichever test runs then.
+        self.transports: set[asyncio.BaseTransport] = set()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         assert self.ready.wait(10)
 
+    def _accepted(self) -> asyncio.StreamReaderProtocol:
+        service = self
+
+        class Tracked(asyncio.StreamReaderProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                service.transports.add(transport)
+                super().connection_made(transport)
+
+        return Tracked(asyncio.StreamReader(), self._forward)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         server = self.loop.run_until_complete(
-            asyncio.start_server(self._forward, "127.0.0.1", self.port, backlog=256))
+            self.loop.create_server(self._accepted, "127.0.0.1", self.port, backlog=256))
         self.ready.set()
         self.loop.run_forever()
-        # Leave nothing for the garbage collector: close the listener and every
-        # forwarded connection, then the loop itself.
+        # Leave nothing for the garbage collector: close the listener, stop every
+        # forwarding task, abort every connection, let their sockets close, then the loop.
         server.close()
         tasks = asyncio.all_tasks(self.loop)
         for task in tasks:
             task.cancel()
         self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        for writer in list(self.writers):
-            writer.transport.abort()
-        self.loop.run_until_complete(asyncio.sleep(0))
+        for transport in self.transports:
+            transport.abort()  # type: ignore[attr-defined]
+        self.loop.run_until_complete(server.wait_closed())
+        self.loop.run_until_complete(asyncio.sleep(0.05))  # connection_lost closes each socket
         self.loop.close()
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.endpoint)
-        self.writers.add(up_writer)
+        self.transports.add(up_writer.transport)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
@@ -79,12 +92,11 @@ class Service:
                 dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.writers.discard(writer)
-        self.writers.discard(up_writer)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the forwarder did not shut down"
 
 
 def test_a_rollout_under_load_drops_no_request(database, tmp_path):
