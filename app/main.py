@@ -12,18 +12,21 @@ import orjson
 from connexion import AsyncApp, ConnexionMiddleware
 from connexion.apps.asynchronous import AsyncOperation
 from connexion.datastructures import MediaTypeDict
-from connexion.decorators.main import BaseDecorator
+from connexion.decorators.main import BaseDecorator, StarletteDecorator
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware import MiddlewarePosition
+from connexion.middleware.request_validation import RequestValidationOperation
 from connexion.operations import OpenAPIOperation
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 from connexion.security import AbstractSecurityHandler
+from connexion.utils import is_nullable
 from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
 
 from app import config, runtime, tracing
+from app.arguments import CompiledParameterDecorator
 from app.conditional import ConditionalReads
 from app.console_static import ConsoleFiles
 from app.contract import ContractFiles
@@ -65,7 +68,12 @@ def _build_per_operation_once() -> None:
     default before using it). The query string is parsed and resolved once per request
     (the parameter validator and the handler's arguments each built their own request
     object and parsed it again). The URI parser's parameter table, built by connexion per
-    request too, is kept per operation by the parser itself (app/validation.py)."""
+    request too, is kept per operation by the parser itself (app/validation.py). Request
+    validation builds its validators once per operation (and content type), not per
+    request: connexion built two URI parsers, a parameter validator, a media-type table and
+    a body validator for every request; none holds anything of a request. A handler's
+    arguments are bound by our parameter decorator (app/arguments.py), whose tables are
+    kept per operation too."""
     if getattr(AsyncOperation, "_qcc_once", False):
         return
     build = AsyncOperation.fn.fget
@@ -105,7 +113,34 @@ def _build_per_operation_once() -> None:
             resolved[key] = resolve_query(self)
         return resolved[key]
 
+    async def validate_once(self: RequestValidationOperation, scope: Any, receive: Any,
+                            send: Any) -> None:
+        # connexion's RequestValidationOperation.__call__, its validators kept per operation
+        parameters = self.__dict__.get("_qcc_parameters")
+        if parameters is None:
+            op = self._operation
+            parameters = self.__dict__["_qcc_parameters"] = self._validator_map["parameter"](
+                op.parameters, uri_parser=op._uri_parser_class(op.parameters, op.body_definition()),
+                strict_validation=self.strict_validation,
+                security_query_params=self.security_query_params)
+        parameters.validate(scope)
+        mime_type, encoding = self.extract_content_type(scope["headers"])
+        bodies = self.__dict__.setdefault("_qcc_bodies", {})
+        if (mime_type, encoding) in bodies:
+            found = bodies[mime_type, encoding]
+        else:
+            self.validate_mime_type(mime_type)  # a 415 is never kept
+            found = _body_validator(self, mime_type, encoding)
+            if len(bodies) < 16:  # the header is the client's: keep a few
+                bodies[mime_type, encoding] = found
+        if found is not None:
+            receive, scope = await found.wrap_receive(receive, scope=scope)
+        await self.next_app(scope, receive, send)
+
     AsyncOperation.fn = property(fn)
+    StarletteDecorator._parameter_decorator_cls = property(
+        lambda _: CompiledParameterDecorator)
+    RequestValidationOperation.__call__ = validate_once
     BaseDecorator.decorate = decorate_once
     ConnexionRequest.query_params = property(query_params_once)
     OpenAPIOperation.body_definition = body_definition_once
@@ -113,6 +148,23 @@ def _build_per_operation_once() -> None:
     AbstractSecurityHandler._accepts_kwarg = staticmethod(
         functools.lru_cache(maxsize=1024)(accepts))
     AsyncOperation._qcc_once = True
+
+
+def _body_validator(self: RequestValidationOperation, mime_type: str, encoding: str) -> Any:
+    """The body validator connexion builds for a content type (None: nothing to validate)."""
+    op = self._operation
+    schema = op.body_schema(mime_type)
+    if not schema:
+        return None
+    try:
+        validator_cls = self._validator_map["body"][mime_type]
+    except KeyError:
+        return None  # connexion skips validation of a content type it has no validator for
+    return validator_cls(
+        schema=schema, required=op.request_body.get("required", False),
+        nullable=is_nullable(op.body_definition(mime_type)), encoding=encoding,
+        strict_validation=self.strict_validation,
+        uri_parser=op.uri_parser_class(op.parameters, op.body_definition()))
 
 
 def create_app(settings: config.Settings | None = None) -> Any:
