@@ -17,6 +17,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware import MiddlewarePosition
 from connexion.middleware.request_validation import RequestValidationOperation
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.operations import OpenAPIOperation
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
@@ -43,6 +44,10 @@ from app.validation import (
 )
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
+SWAGGER_UI_PATH = "/ui"
+# what connexion's Swagger UI middleware serves: its pages and the spec (app/contract.py
+# answers /openapi.json and .yaml first); every other request skips its router
+SWAGGER_UI_PREFIXES = (SWAGGER_UI_PATH, "/openapi.")
 
 
 class OrjsonJsonifier:
@@ -73,7 +78,9 @@ def _build_per_operation_once() -> None:
     request: connexion built two URI parsers, a parameter validator, a media-type table and
     a body validator for every request; none holds anything of a request. A handler's
     arguments are bound by our parameter decorator (app/arguments.py), whose tables are
-    kept per operation too."""
+    kept per operation too. Connexion's Swagger UI middleware matched every request
+    against its routes (a mount that matches any path, then five routes) to pass on
+    all but its own few paths: only those go to its router now."""
     if getattr(AsyncOperation, "_qcc_once", False):
         return
     build = AsyncOperation.fn.fget
@@ -137,7 +144,17 @@ def _build_per_operation_once() -> None:
             receive, scope = await found.wrap_receive(receive, scope=scope)
         await self.next_app(scope, receive, send)
 
+    swagger_ui = SwaggerUIMiddleware.__call__
+
+    async def swagger_ui_paths_only(self: SwaggerUIMiddleware, scope: Any, receive: Any,
+                                    send: Any) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(SWAGGER_UI_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        await swagger_ui(self, scope, receive, send)
+
     AsyncOperation.fn = property(fn)
+    SwaggerUIMiddleware.__call__ = swagger_ui_paths_only
     StarletteDecorator._parameter_decorator_cls = property(
         lambda _: CompiledParameterDecorator)
     RequestValidationOperation.__call__ = validate_once
@@ -198,7 +215,7 @@ def create_app(settings: config.Settings | None = None) -> Any:
     app.add_api(
         SPEC,
         resolver=RelativeResolver("app.handlers"),
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path=SWAGGER_UI_PATH),
         strict_validation=True,
         validate_responses=settings.validate_responses,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema_rs
 import orjson
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, ExtraParameterProblem
 from connexion.uri_parsing import OpenAPIURIParser
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 
@@ -192,7 +192,30 @@ def _nested_too_deep() -> BadRequest:
 
 class CompiledParameterValidator(ParameterValidator):
     """Parameters checked with the same compiled validators; the problem names the parameter
-    (connexion's message carries only the value and a dump of the schema)."""
+    (connexion's message carries only the value and a dump of the schema). The query is
+    read once per request and the names it may hold are known per operation (connexion
+    looked the query up once per parameter and listed the names on every request)."""
+
+    def __init__(self, parameters: Any, uri_parser: Any, strict_validation: bool = False,
+                 security_query_params: Any = None) -> None:
+        super().__init__(parameters, uri_parser, strict_validation, security_query_params)
+        self._query_names = frozenset(p["name"] for p in self.parameters.get("query", ())) \
+            | self.security_query_params
+
+    def validate_request(self, request: Any) -> None:
+        query = request.query_params
+        if self.strict_validation:
+            extra = query.keys() - self._query_names
+            if extra:
+                raise ExtraParameterProblem(param_type="query", extra_params=extra)
+        for param in self.parameters.get("query", ()):
+            self.validate_parameter("query", query.get(param["name"]), param)
+        for param in self.parameters.get("path", ()):
+            self.validate_path_parameter(param, request)
+        for param in self.parameters.get("header", ()):
+            self.validate_header_parameter(param, request)
+        for param in self.parameters.get("cookie", ()):
+            self.validate_cookie_parameter(param, request)
 
     @staticmethod
     def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any],
