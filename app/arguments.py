@@ -90,21 +90,24 @@ class CompiledParameterDecorator(AsyncParameterDecorator):
             else:
                 binding = bindings[operation] = None if has_kwargs else _binding(
                     operation, arguments, sanitize)
-            content_type = header(request.scope, "content-type")
+            scope = request.scope
+            content_type = header(scope, "content-type")
             if binding is None or (content_type is not None and _is_form(content_type)):
                 return await connexions(request)
             kwargs: dict[str, Any] = {}
-            for name, value in request.path_params.items():
-                found = binding.path.get(name)
-                if found is None:  # not in the spec: injected by a path converter, as is
-                    kwargs[sanitize(name)] = value
-                else:
-                    kwargs[found[0]] = _get_val_from_param(value, found[1])
-            query = request.query_params
-            for name, argument, definition, default in binding.query:
-                value = query.get(name, default)
-                if value is not _NO_DEFAULT:
-                    kwargs[argument] = _get_val_from_param(value, definition)
+            if scope.get("path_params"):
+                for name, value in request.path_params.items():
+                    found = binding.path.get(name)
+                    if found is None:  # not in the spec: injected by a path converter, as is
+                        kwargs[sanitize(name)] = value
+                    else:
+                        kwargs[found[0]] = _get_val_from_param(value, found[1])
+            if binding.query:
+                query = request.query_params if scope["query_string"] else {}
+                for name, argument, definition, default in binding.query:
+                    value = query.get(name, default)
+                    if value is not _NO_DEFAULT:
+                        kwargs[argument] = _get_val_from_param(value, definition)
             context = _context.get()
             for key, value in context.items():
                 if key in binding.context:
