@@ -63,24 +63,23 @@ class OrjsonJsonifier:
 
 
 def _build_per_operation_once() -> None:
-    """connexion 3.3 rebuilds each handler's decorator stack on every request
-    (AsyncOperation.fn is a property whose wrapper calls BaseDecorator.decorate, which
-    inspects the handler's signature), inspects the security functions' signatures on
-    every call (AbstractSecurityHandler._accepts_kwarg) and rebuilds an operation's body
-    definition (a media-type match and a schema copy) several times per request. All of it
-    depends only on the operation and the function, never on the request, so it is kept
-    after first use (callers only read the body definition; connexion deep-copies a
-    default before using it). The query string is parsed and resolved once per request
-    (the parameter validator and the handler's arguments each built their own request
-    object and parsed it again). The URI parser's parameter table, built by connexion per
-    request too, is kept per operation by the parser itself (app/validation.py). Request
-    validation builds its validators once per operation (and content type), not per
-    request: connexion built two URI parsers, a parameter validator, a media-type table and
-    a body validator for every request; none holds anything of a request. A handler's
-    arguments are bound by our parameter decorator (app/arguments.py), whose tables are
-    kept per operation too. Connexion's Swagger UI middleware matched every request
-    against its routes (a mount that matches any path, then five routes) to pass on
-    all but its own few paths: only those go to its router now."""
+    """connexion 3.3 rebuilds on every request what depends only on the operation and its
+    handler. Each is kept here after first use (callers only read what is kept; connexion
+    deep-copies a default before using it):
+    - each handler's decorator stack (AsyncOperation.fn; BaseDecorator.decorate inspects
+      the handler's signature);
+    - the security functions' signature checks (AbstractSecurityHandler._accepts_kwarg);
+    - an operation's body definition (a media-type match and a schema copy, several times
+      per request);
+    - request validation's validators: two URI parsers, a parameter validator, a
+      media-type table and a body validator, kept per operation and content type (none
+      holds anything of a request);
+    - the query string's resolution, once per request (the validator and the arguments
+      each built their own request object and parsed it again).
+    Kept in our own classes that connexion calls: the URI parser's parameter table
+    (app/validation.py) and the binding of a handler's arguments (app/arguments.py).
+    Connexion's Swagger UI middleware matched every request against a catch-all mount and
+    five routes to pass on all but its own paths: only those reach its router now."""
     if getattr(AsyncOperation, "_qcc_once", False):
         return
     build = AsyncOperation.fn.fget

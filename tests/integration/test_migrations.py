@@ -33,6 +33,25 @@ def test_an_applied_migration_may_not_change(fresh_database):
         migrate(fresh_database.owner_url)
 
 
+def test_a_rewritten_definer_function_keeps_its_owner_and_grants(database):
+    """0013 replaces 0006's qcc_tenant_version: it still runs as qcc_definer (RLS-free
+    lookup of one tenant's counter), PUBLIC may not call it, the app role may, and it
+    answers each tenant's own counter (0 for a tenant without changes)."""
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        owner, public, app = conn.execute(
+            "SELECT pg_get_userbyid(proowner), has_function_privilege('public',"
+            " p.oid, 'EXECUTE'), has_function_privilege('qcc_app', p.oid, 'EXECUTE')"
+            " FROM pg_proc p WHERE proname = 'qcc_tenant_version'").fetchone()
+        assert (owner, public, app) == ("qcc_definer", False, True)
+    with psycopg.connect(database.app_url, autocommit=True) as conn:
+        conn.execute("SELECT set_config('app.tenant', 'acme', false)")
+        mine, none = conn.execute("SELECT qcc_tenant_version('acme'),"
+                                  " qcc_tenant_version('no-such-tenant')").fetchone()
+    with psycopg.connect(database.owner_url) as conn:
+        row = conn.execute("SELECT version FROM tenant_versions WHERE tenant_id = 'acme'").fetchone()
+    assert (mine, none) == ((row[0] if row else 0), 0)
+
+
 @pytest.fixture
 def managed_cluster(tmp_path):
     """A throw-away PostgreSQL cluster shaped like managed PostgreSQL 16 (RDS, Cloud SQL,
