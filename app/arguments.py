@@ -103,7 +103,7 @@ class CompiledParameterDecorator(AsyncParameterDecorator):
                     else:
                         kwargs[found[0]] = _get_val_from_param(value, found[1])
             if binding.query:
-                query = request.query_params if scope["query_string"] else {}
+                query = request.query_params if scope.get("query_string") else {}
                 for name, argument, definition, default in binding.query:
                     value = query.get(name, default)
                     if value is not _NO_DEFAULT:

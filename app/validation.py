@@ -203,7 +203,7 @@ class CompiledParameterValidator(ParameterValidator):
             | self.security_query_params
 
     def validate_request(self, request: Any) -> None:
-        query = request.query_params if request.scope["query_string"] else {}
+        query = request.query_params if request.scope.get("query_string") else {}
         if self.strict_validation:
             extra = query.keys() - self._query_names
             if extra:
