@@ -149,6 +149,22 @@ def test_raw_body_is_refused(http, url, content, content_type, status, needle):
     rejected(http, "POST", url, status, needle, content=content, headers=hdrs)
 
 
+def test_content_types_keep_their_answers_however_many_a_client_sends(http):
+    """Request validation keeps a few body validators per operation and content type:
+    twenty charsets later a bad report is still refused field by field, a good one is
+    stored, and text/plain is still 415."""
+    bad = json.dumps(report(checks="row_count_min")).encode()
+    for i in range(20):
+        hdrs = {**headers(), "Content-Type": f"application/json; charset=x-{i}"}
+        rejected(http, "POST", INGEST, 422, "/checks", content=bad, headers=hdrs)
+    stored = http.post(INGEST, content=FULL,
+                       headers={**headers(), "Content-Type": "application/json"})
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["id"] in newest_ids(http)
+    rejected(http, "POST", INGEST, 415, "application/json", content=FULL,
+             headers={**headers(), "Content-Type": "text/plain"})
+
+
 # -- well-formed JSON that breaks the contract: 422 naming the field -----------------------
 
 INVALID_REPORTS = [

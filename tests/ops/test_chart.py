@@ -24,7 +24,8 @@ ALERT_DELIVERY_SECRETS = {"SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "PAGERDUTY_INTEG
 # Settings of exports, retention and the worker: in the ConfigMap, with the defaults of
 # config/collector.env.sample.
 JOB_SETTINGS = ("EXPORT_MAX_DAYS", "EXPORT_MAX_ROWS", "EXPORT_URL_TTL", "EXPORT_TTL",
-                "RETENTION_PLAN_TTL", "RETENTION_DAYS", "RETENTION_BATCH", "WORKER_CONCURRENCY",
+                "RETENTION_PLAN_TTL", "RETENTION_DAYS", "RETENTION_BATCH", "RETENTION_PAUSE",
+                "WORKER_CONCURRENCY",
                 "WORKER_HEARTBEAT_SECONDS")
 
 
