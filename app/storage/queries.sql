@@ -137,20 +137,16 @@ SELECT canonical, content_sha256, signed,
  WHERE tenant_id = %(tenant)s AND id = %(id)s;
 
 -- name: list_reports_json
--- One keyset page of summaries, each rendered as compact JSON by PostgreSQL (no per-row
--- decoding of its columns in Python; concatenation costs about half of
--- json_build_object), with its keyset position; fetches page_size + 1 rows to know
--- whether more follow. Keys in the contract's order; run_id and signature only when
--- present; every text goes through to_json (escaping). (`{{`/`}}` are literal braces:
--- the text is a psycopg.sql template.)
-SELECT '{{"id":"' || id || '","tenant":' || to_json(tenant_id)
-       || ',"source":' || to_json(source) || ',"subject":' || to_json(subject)
-       || ',"observed_at":' || to_json(observed_at_raw)
-       || ',"received_at":"' || to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')
-       || '","labels":' || labels::text
-       || ',"status":' || to_json(status) || ',"severity":' || to_json(severity)
-       || ',"counts":{{"pass":' || count_pass || ',"warn":' || count_warn
-       || ',"fail":' || count_fail || '}},"content_sha256":' || to_json(content_sha256)
+-- One keyset page of summaries, each compact JSON made by PostgreSQL (no per-row decoding
+-- of its columns in Python), with its keyset position; fetches page_size + 1 rows to know
+-- whether more follow. The item up to content_sha256 was rendered when the row was written
+-- (`summary`, migration 0014); a row written before that is rendered here by the same
+-- function. Then signed, run_id and signature (the last two only when present). Keys in
+-- the contract's order; every text goes through to_json (escaping). (`{{`/`}}` are
+-- literal braces: the text is a psycopg.sql template.)
+SELECT coalesce(summary, qcc_report_summary(
+         id, tenant_id, source, subject, observed_at_raw, received_at, labels, status,
+         severity, count_pass, count_warn, count_fail, content_sha256))
        || ',"signed":' || signed
        || CASE WHEN run_id IS NULL THEN '' ELSE ',"run_id":' || to_json(run_id) END
        || CASE WHEN signed THEN coalesce((
