@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.types.json import Jsonb
 
 import app.storage.migrate as migrate_module
 from app.storage import reports as report_store
@@ -18,11 +19,21 @@ from tests.factories import small_report, store
 TENANT = "acme"
 SUMMARY = "0014_report_summary.sql"
 TRICKY = [  # texts the rendering must escape, labels of every JSON kind, run_id or none
-    small_report(subject='dataset:"quoted"\\back\nline\ttab\u0001', run_id="run #1"),
-    small_report(source="ünïcödé ✓", subject="emoji 🚀", severity="warn", status="warn",
-                 labels={"nested": {"a": [1, 2.5, None, True]}, "empty": ""}),
-    small_report(subject="plain", status="pass", severity="info"),
+    {"subject": 'dataset:"quoted"\\back\nline\ttab\u0001', "run_id": "run #1"},
+    {"source": "ünïcödé ✓", "subject": "emoji 🚀", "severity": "warn", "status": "warn",
+     "labels": {"nested": {"a": [1, 2.5, None, True]}, "empty": ""}},
+    {"subject": "plain", "status": "pass", "severity": "info"},
 ]
+# a row as the release before this one wrote it (no summary column yet)
+INSERT_BEFORE = """
+INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source,
+                     subject, run_id, labels, status, severity, count_pass, count_warn,
+                     count_fail, content_sha256, canonical)
+VALUES (%(tenant)s, gen_random_uuid(), now() + %(n)s * interval '1 ms', '2026-11-21T00:00:00Z',
+        '2026-11-21T00:00:00Z',
+        %(source)s, %(subject)s, %(run_id)s, %(labels)s, %(status)s, %(severity)s, 1, 0, 0,
+        repeat('0', 64), '{}')
+"""
 
 
 async def _page(db: Database) -> bytes:
@@ -42,9 +53,11 @@ async def test_rows_from_before_the_summary_list_the_same_bytes_as_rows_after(
     migrate(fresh_database.owner_url)
     db = await Database(fresh_database.app_url, min_size=1, max_size=2).open(wait=30)
     try:
-        # written the way the release before this one writes (its insert is this one's)
-        await store(db, TENANT, *([r] for r in TRICKY))
         with psycopg.connect(fresh_database.owner_url, autocommit=True) as owner:
+            for n, fields in enumerate(TRICKY):
+                row = {"tenant": TENANT, "n": n, "source": "s", "run_id": None, "labels": {},
+                       "status": "fail", "severity": "block", **fields}
+                owner.execute(INSERT_BEFORE, {**row, "labels": Jsonb(row["labels"])})
             table = _relfilenode(owner)
             monkeypatch.undo()  # every migration again
             assert migrate(fresh_database.owner_url) == [SUMMARY]
@@ -70,20 +83,39 @@ async def test_rows_from_before_the_summary_list_the_same_bytes_as_rows_after(
         await db.close()
 
 
-async def test_a_new_row_is_rendered_once_and_again_when_a_rendered_column_changes(
+async def test_the_insert_renders_the_summary_other_writers_get_it_from_the_trigger(
         migrated_database):
     db = await Database(migrated_database.app_url, min_size=1, max_size=2).open(wait=30)
+    render = ("qcc_report_summary(id, tenant_id, source, subject, observed_at_raw, received_at,"
+              " labels, status, severity, count_pass, count_warn, count_fail, content_sha256)")
     try:
-        stored = await store(db, TENANT, [small_report(subject="fresh")])
-        report_id = stored[0].row.id
         with psycopg.connect(migrated_database.owner_url, autocommit=True) as owner:
-            summary = owner.execute("SELECT summary FROM reports WHERE id = %s",
-                                    (report_id,)).fetchone()[0]
-            assert summary is not None and orjson.loads(summary + "}")["subject"] == "fresh"
+            # the service's own insert renders it in the statement, without the trigger
+            owner.execute("ALTER TABLE reports DISABLE TRIGGER reports_summary_on_insert")
+            stored = await store(db, TENANT, [small_report(subject="fresh")])
+            owner.execute("ALTER TABLE reports ENABLE TRIGGER reports_summary_on_insert")
+            report_id = stored[0].row.id
+            summary, same = owner.execute(f"SELECT summary, summary = {render} FROM reports"
+                                          " WHERE id = %s", (report_id,)).fetchone()
+            assert same and orjson.loads(summary + "}")["subject"] == "fresh"
 
+            # a writer that knows nothing of it (the release before, a repair) gets it too
+            owner.execute("INSERT INTO reports (tenant_id, id, received_at, observed_at,"
+                          " observed_at_raw, source, subject, labels, status, severity,"
+                          " count_pass, count_warn, count_fail, content_sha256, canonical)"
+                          " SELECT tenant_id, gen_random_uuid(), received_at, observed_at,"
+                          " observed_at_raw,"
+                          " source, 'by hand', labels, status, severity, count_pass, count_warn,"
+                          " count_fail, content_sha256, canonical FROM reports WHERE id = %s",
+                          (report_id,))
+            assert owner.execute(f"SELECT summary = {render} FROM reports"
+                                 " WHERE subject = 'by hand'").fetchone() == (True,)
+
+            # a rendered column changed: rendered again; signing changes nothing rendered
             owner.execute("UPDATE reports SET received_at = '2001-02-03T04:05:06.000007Z',"
                           " signed = true WHERE id = %s", (report_id,))
-        item = orjson.loads(await _page(db))[0]
+        item = orjson.loads(await _page(db))[-1]
+        assert item["subject"] == "fresh"
         assert item["received_at"] == "2001-02-03T04:05:06.000007Z"
         assert item["signed"] is True and "signature" not in item  # no signature row yet
     finally:
