@@ -1,8 +1,7 @@
 """The hand-written peers: bare Starlette + psycopg endpoints, no validation, no auth.
 
 POST /ingest parses the JSON body and INSERTs it as one reports row in its own
-autocommit transaction (as the owner, so no row-level security), the row's list item
-summary rendered in the statement as the service's insert does (migration 0014). GET /reports runs the
+autocommit transaction (as the owner, so no row-level security). GET /reports runs the
 list's SELECT (one severity, newest first, limit + 1 rows) and writes the page with
 orjson: no cursor, no ETag, no validator. Served by the same gunicorn + uvicorn worker
 setup as the app:
@@ -35,16 +34,8 @@ POOL_SIZE = 10
 INSERT = """
 INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source, subject,
                      run_id, labels, status, severity, count_pass, count_warn, count_fail,
-                     content_sha256, canonical, summary)
-SELECT v.*, qcc_report_summary(id, tenant_id, source, subject, observed_at_raw, received_at,
-                               labels, status, severity, count_pass, count_warn, count_fail,
-                               content_sha256)  -- the list item's, as the service renders it
-  FROM (VALUES (%s::text, %s::uuid, %s::timestamptz, %s::timestamptz, %s::text, %s::text,
-                %s::text, %s::text, %s::jsonb, %s::text, %s::text, %s::int, %s::int, %s::int,
-                %s::text, %s::bytea))
-    AS v(tenant_id, id, received_at, observed_at, observed_at_raw, source, subject, run_id,
-         labels, status, severity, count_pass, count_warn, count_fail, content_sha256,
-         canonical)
+                     content_sha256, canonical)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 LIST = """
 SELECT id, source, subject, run_id, observed_at_raw, received_at, labels, status, severity,

@@ -265,7 +265,7 @@ def batch_ingest(server: LiveServer, db: LiveDatabase, seconds: float) -> Row:
         result = load(server, db, "/ingest/qc/batch", seconds,
                       script=wrk.lua_post(headers, body))
         count = max(result.requests - result.errors, 1) * BATCH_SIZE
-        copy_rate = count / copy_seconds(db.owner_url, copy_rows(db.owner_url, "acme", count))
+        copy_rate = count / copy_seconds(db.owner_url, copy_rows("acme", count))
         log(f"  COPY of {count:,} rows: {copy_rate:,.0f} rows/s")
         results.append(result)
         copy_rates.append(copy_rate)

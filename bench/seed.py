@@ -24,15 +24,11 @@ SELECT indexname, indexdef FROM pg_indexes
 INSERT_REPORTS = """
 INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source, subject,
                      run_id, labels, status, severity, count_pass, count_warn, count_fail,
-                     content_sha256, canonical, summary)
-SELECT r.*,  -- and the list item's summary, as the service's insert renders it
-       qcc_report_summary(id, tenant_id, source, subject, observed_at_raw, received_at, labels,
-                          status, severity, count_pass, count_warn, count_fail, content_sha256)
-  FROM (
+                     content_sha256, canonical)
 SELECT tenant_id, id, received_at, observed_at,
-       to_char(observed_at, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS observed_at_raw, source, subject,
-       run_id, labels, status, severity, count_pass, count_warn, count_fail,
-       encode(sha256(canonical), 'hex') AS content_sha256, canonical
+       to_char(observed_at, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), source, subject, run_id, labels,
+       status, severity, count_pass, count_warn, count_fail,
+       encode(sha256(canonical), 'hex'), canonical
   FROM (
     SELECT g.*, convert_to(format('{"id":"%%s","tenant":"%%s","pad":"%%s"}', id, tenant_id,
                                   repeat('x', %(pad)s)), 'UTF8') AS canonical
@@ -70,7 +66,6 @@ SELECT tenant_id, id, received_at, observed_at,
           ) AS t
       ) AS g
   ) AS c
-  ) AS r
 """
 
 # The main seed: random instants over the last 30 days.

@@ -56,17 +56,13 @@ ON CONFLICT (tenant_id) DO UPDATE SET version = tenant_versions.version + 1;
 -- name: insert_reports
 -- Bulk insert of one tenant's prepared rows in one statement (COPY is refused under RLS):
 -- the rows travel as one JSON array written by orjson, which costs far less than adapting
--- every value. The canonical JSON is carried as text and stored as its UTF-8 bytes; the
--- list item's summary is rendered here (migration 0014).
+-- every value. The canonical JSON is carried as text and stored as its UTF-8 bytes.
 INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source,
                      subject, run_id, labels, status, severity, count_pass, count_warn,
-                     count_fail, content_sha256, canonical, summary)
+                     count_fail, content_sha256, canonical)
 SELECT %(tenant)s, r.id, r.received_at, r.observed_at, r.observed_at_raw, r.source,
        r.subject, r.run_id, r.labels, r.status, r.severity, r.count_pass, r.count_warn,
-       r.count_fail, r.content_sha256, convert_to(r.canonical, 'UTF8'),
-       qcc_report_summary(r.id, %(tenant)s, r.source, r.subject, r.observed_at_raw,
-                          r.received_at, r.labels, r.status, r.severity, r.count_pass,
-                          r.count_warn, r.count_fail, r.content_sha256)
+       r.count_fail, r.content_sha256, convert_to(r.canonical, 'UTF8')
   FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
          id uuid, received_at timestamptz, observed_at timestamptz, observed_at_raw text,
          source text, subject text, run_id text, labels jsonb, status text, severity text,

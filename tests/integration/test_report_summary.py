@@ -83,31 +83,28 @@ async def test_rows_from_before_the_summary_list_the_same_bytes_as_rows_after(
         await db.close()
 
 
-async def test_the_insert_renders_the_summary_other_writers_get_it_from_the_trigger(
+async def test_every_writer_stores_the_summary_and_a_changed_column_renders_it_again(
         migrated_database):
     db = await Database(migrated_database.app_url, min_size=1, max_size=2).open(wait=30)
     render = ("qcc_report_summary(id, tenant_id, source, subject, observed_at_raw, received_at,"
               " labels, status, severity, count_pass, count_warn, count_fail, content_sha256)")
     try:
+        stored = await store(db, TENANT, [small_report(subject="fresh")])
         with psycopg.connect(migrated_database.owner_url, autocommit=True) as owner:
-            # the service's own insert renders it in the statement, without the trigger
-            owner.execute("ALTER TABLE reports DISABLE TRIGGER reports_summary_on_insert")
-            stored = await store(db, TENANT, [small_report(subject="fresh")])
-            owner.execute("ALTER TABLE reports ENABLE TRIGGER reports_summary_on_insert")
             report_id = stored[0].row.id
             summary, same = owner.execute(f"SELECT summary, summary = {render} FROM reports"
                                           " WHERE id = %s", (report_id,)).fetchone()
             assert same and orjson.loads(summary + "}")["subject"] == "fresh"
 
-            # a writer that knows nothing of it (the release before, a repair) gets it too
+            # an insert by hand (an operator's repair) gets it too, whatever it says
             owner.execute("INSERT INTO reports (tenant_id, id, received_at, observed_at,"
                           " observed_at_raw, source, subject, labels, status, severity,"
-                          " count_pass, count_warn, count_fail, content_sha256, canonical)"
+                          " count_pass, count_warn, count_fail, content_sha256, canonical,"
+                          " summary)"
                           " SELECT tenant_id, gen_random_uuid(), received_at, observed_at,"
-                          " observed_at_raw,"
-                          " source, 'by hand', labels, status, severity, count_pass, count_warn,"
-                          " count_fail, content_sha256, canonical FROM reports WHERE id = %s",
-                          (report_id,))
+                          " observed_at_raw, source, 'by hand', labels, status, severity,"
+                          " count_pass, count_warn, count_fail, content_sha256, canonical,"
+                          " 'forged' FROM reports WHERE id = %s", (report_id,))
             assert owner.execute(f"SELECT summary = {render} FROM reports"
                                  " WHERE subject = 'by hand'").fetchone() == (True,)
 
