@@ -268,8 +268,10 @@ def test_the_dashboard_draws_the_seeded_counts_and_a_bar_opens_its_reports(
     ui.wait_loaded()
     # the hourly chart is drawn again (not the 30-day one): find the bar anew, hover it
     # until its tooltip shows, then click it: the reports of that bucket, server-filtered
+    # (between the click and the new page there may be no chart element at all)
     page.wait_for_function("""() => {
-        const chart = echarts.getInstanceByDom(document.getElementById('dashboard-chart'));
+        const box = document.getElementById('dashboard-chart');
+        const chart = box && echarts.getInstanceByDom(box);
         return chart && chart.getOption().series[2].data.length <= 26;
     }""")
     x, y = page.evaluate(BAR_POINT, index)
