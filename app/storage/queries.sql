@@ -144,9 +144,7 @@ SELECT canonical, content_sha256, signed,
 -- function. Then signed, run_id and signature (the last two only when present). Keys in
 -- the contract's order; every text goes through to_json (escaping). (`{{`/`}}` are
 -- literal braces: the text is a psycopg.sql template.)
-SELECT coalesce(summary, qcc_report_summary(
-         id, tenant_id, source, subject, observed_at_raw, received_at, labels, status,
-         severity, count_pass, count_warn, count_fail, content_sha256))
+SELECT coalesce(summary, qcc_report_summary(reports))
        || ',"signed":' || signed
        || CASE WHEN run_id IS NULL THEN '' ELSE ',"run_id":' || to_json(run_id) END
        || CASE WHEN signed THEN coalesce((

@@ -86,8 +86,7 @@ async def test_rows_from_before_the_summary_list_the_same_bytes_as_rows_after(
 async def test_every_writer_stores_the_summary_and_a_changed_column_renders_it_again(
         migrated_database):
     db = await Database(migrated_database.app_url, min_size=1, max_size=2).open(wait=30)
-    render = ("qcc_report_summary(id, tenant_id, source, subject, observed_at_raw, received_at,"
-              " labels, status, severity, count_pass, count_warn, count_fail, content_sha256)")
+    render = "qcc_report_summary(reports)"
     try:
         stored = await store(db, TENANT, [small_report(subject="fresh")])
         with psycopg.connect(migrated_database.owner_url, autocommit=True) as owner:

@@ -19,33 +19,29 @@
 -- STABLE, not IMMUTABLE: to_json and to_char are STABLE, and PostgreSQL inlines a SQL
 -- function only when it is no less volatile than its body. Declared IMMUTABLE it was
 -- called, not inlined, and its body parsed and planned again in every statement: +180 µs
--- of the server's CPU per single-row insert.
-CREATE FUNCTION qcc_report_summary(
-    id uuid, tenant_id text, source text, subject text, observed_at_raw text,
-    received_at timestamptz, labels jsonb, status text, severity text, count_pass int,
-    count_warn int, count_fail int, content_sha256 text) RETURNS text
+-- of the server's CPU per single-row insert. It takes the table's row type, so the
+-- trigger, the list statement and a check of a stored summary pass one argument (same
+-- bytes and cost as passing the 13 columns: 7 rounds of 1,000 inserts and of 300 pages).
+ALTER TABLE reports ADD COLUMN summary text;
+
+CREATE FUNCTION qcc_report_summary(r reports) RETURNS text
   LANGUAGE sql STABLE PARALLEL SAFE
   AS $$
-    SELECT '{"id":"' || id || '","tenant":' || to_json(tenant_id)
-           || ',"source":' || to_json(source) || ',"subject":' || to_json(subject)
-           || ',"observed_at":' || to_json(observed_at_raw)
+    SELECT '{"id":"' || r.id || '","tenant":' || to_json(r.tenant_id)
+           || ',"source":' || to_json(r.source) || ',"subject":' || to_json(r.subject)
+           || ',"observed_at":' || to_json(r.observed_at_raw)
            || ',"received_at":"'
-           || to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')
-           || '","labels":' || labels::text
-           || ',"status":' || to_json(status) || ',"severity":' || to_json(severity)
-           || ',"counts":{"pass":' || count_pass || ',"warn":' || count_warn
-           || ',"fail":' || count_fail || '},"content_sha256":' || to_json(content_sha256)
+           || to_char(r.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')
+           || '","labels":' || r.labels::text
+           || ',"status":' || to_json(r.status) || ',"severity":' || to_json(r.severity)
+           || ',"counts":{"pass":' || r.count_pass || ',"warn":' || r.count_warn
+           || ',"fail":' || r.count_fail || '},"content_sha256":' || to_json(r.content_sha256)
   $$;
-
-ALTER TABLE reports ADD COLUMN summary text;
 
 CREATE FUNCTION qcc_report_summary_fill() RETURNS trigger
   LANGUAGE plpgsql AS $$
   BEGIN
-    NEW.summary := qcc_report_summary(
-      NEW.id, NEW.tenant_id, NEW.source, NEW.subject, NEW.observed_at_raw, NEW.received_at,
-      NEW.labels, NEW.status, NEW.severity, NEW.count_pass, NEW.count_warn, NEW.count_fail,
-      NEW.content_sha256);
+    NEW.summary := qcc_report_summary(NEW);
     RETURN NEW;
   END
   $$;
