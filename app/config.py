@@ -231,6 +231,8 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = env("OTEL_EXPORTER_OTLP_ENDPOINT")  # tracing off unless set
     otel_service_name: str = env("OTEL_SERVICE_NAME", "qc-collector")
     validate_responses: Bool = env("VALIDATE_RESPONSES", False)
+    # false: every operation through connexion's whole chain, none by app/direct.py
+    direct_operations: Bool = env("DIRECT_OPERATIONS", True)
     signing_key: str | None = env("SIGNING_KEY", secret=True)
     signing_keys_retired: str | None = env("SIGNING_KEYS_RETIRED")
     export_dir: Annotated[Path | None, AfterValidator(_absolute)] = env("EXPORT_DIR")

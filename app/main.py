@@ -22,7 +22,6 @@ from connexion.operations import OpenAPIOperation
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 from connexion.security import AbstractSecurityHandler
-from connexion.utils import is_nullable
 from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
 
@@ -31,6 +30,7 @@ from app.arguments import CompiledParameterDecorator
 from app.conditional import ConditionalReads
 from app.console_static import ConsoleFiles
 from app.contract import ContractFiles
+from app.direct import DirectOperations
 from app.errors import DomainError
 from app.guard import RequestGuard
 from app.handlers.metrics import metrics_app
@@ -41,6 +41,7 @@ from app.validation import (
     CompiledJSONBodyValidator,
     CompiledParameterValidator,
     ExplodedURIParser,
+    validate_request,
 )
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
@@ -122,25 +123,7 @@ def _build_per_operation_once() -> None:
     async def validate_once(self: RequestValidationOperation, scope: Any, receive: Any,
                             send: Any) -> None:
         # connexion's RequestValidationOperation.__call__, its validators kept per operation
-        parameters = self.__dict__.get("_qcc_parameters")
-        if parameters is None:
-            op = self._operation
-            parameters = self.__dict__["_qcc_parameters"] = self._validator_map["parameter"](
-                op.parameters, uri_parser=op._uri_parser_class(op.parameters, op.body_definition()),
-                strict_validation=self.strict_validation,
-                security_query_params=self.security_query_params)
-        parameters.validate(scope)
-        mime_type, encoding = self.extract_content_type(scope["headers"])
-        bodies = self.__dict__.setdefault("_qcc_bodies", {})
-        if (mime_type, encoding) in bodies:
-            found = bodies[mime_type, encoding]
-        else:
-            self.validate_mime_type(mime_type)  # a 415 is never kept
-            found = _body_validator(self, mime_type, encoding)
-            if len(bodies) < 16:  # the header is the client's: keep a few
-                bodies[mime_type, encoding] = found
-        if found is not None:
-            receive, scope = await found.wrap_receive(receive, scope=scope)
+        receive, scope = await validate_request(self, scope, receive)
         await self.next_app(scope, receive, send)
 
     swagger_ui = SwaggerUIMiddleware.__call__
@@ -164,23 +147,6 @@ def _build_per_operation_once() -> None:
     AbstractSecurityHandler._accepts_kwarg = staticmethod(
         functools.lru_cache(maxsize=1024)(accepts))
     AsyncOperation._qcc_once = True
-
-
-def _body_validator(self: RequestValidationOperation, mime_type: str, encoding: str) -> Any:
-    """The body validator connexion builds for a content type (None: nothing to validate)."""
-    op = self._operation
-    schema = op.body_schema(mime_type)
-    if not schema:
-        return None
-    try:
-        validator_cls = self._validator_map["body"][mime_type]
-    except KeyError:
-        return None  # connexion skips validation of a content type it has no validator for
-    return validator_cls(
-        schema=schema, required=op.request_body.get("required", False),
-        nullable=is_nullable(op.body_definition(mime_type)), encoding=encoding,
-        strict_validation=self.strict_validation,
-        uri_parser=op.uri_parser_class(op.parameters, op.body_definition()))
 
 
 def create_app(settings: config.Settings | None = None) -> Any:
@@ -224,8 +190,10 @@ def create_app(settings: config.Settings | None = None) -> Any:
     app.add_middleware(tracing.OperationSpans, position=MiddlewarePosition.BEFORE_CONTEXT)
     for exc_type in (DomainError, ProblemException, HTTPException, Exception):
         app.add_error_handler(exc_type, render)
+    direct = DirectOperations(_MetricsRoute(app, settings), app,
+                              enabled=settings.direct_operations)
     return RequestObserver(RequestGuard(
-        tracing.RequestSpans(ConditionalReads(_MetricsRoute(app, settings))), settings))
+        tracing.RequestSpans(ConditionalReads(direct)), settings))
 
 
 class _MetricsRoute:

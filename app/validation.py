@@ -13,7 +13,9 @@ from typing import Any
 import jsonschema_rs
 import orjson
 from connexion.exceptions import BadRequestProblem, ExtraParameterProblem
+from connexion.middleware.request_validation import RequestValidationOperation
 from connexion.uri_parsing import OpenAPIURIParser
+from connexion.utils import is_nullable
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 
 from app.errors import BadRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType
@@ -355,3 +357,47 @@ async def _buffered(scope: dict[str, Any], receive: Any) -> tuple[dict[str, Any]
         return {"type": "http.request", "body": body, "more_body": False}
 
     return {**scope, "headers": headers}, replay
+
+
+async def validate_request(self: RequestValidationOperation, scope: Any,
+                           receive: Any) -> tuple[Any, Any]:
+    """connexion's RequestValidationOperation up to its next app, with the validators kept
+    per operation: the parameters checked and the body's validator wrapping `receive`.
+    Raises the problem a bad request gets."""
+    parameters = self.__dict__.get("_qcc_parameters")
+    if parameters is None:
+        op = self._operation
+        parameters = self.__dict__["_qcc_parameters"] = self._validator_map["parameter"](
+            op.parameters, uri_parser=op._uri_parser_class(op.parameters, op.body_definition()),
+            strict_validation=self.strict_validation,
+            security_query_params=self.security_query_params)
+    parameters.validate(scope)
+    mime_type, encoding = self.extract_content_type(scope["headers"])
+    bodies = self.__dict__.setdefault("_qcc_bodies", {})
+    if (mime_type, encoding) in bodies:
+        found = bodies[mime_type, encoding]
+    else:
+        self.validate_mime_type(mime_type)  # a 415 is never kept
+        found = _body_validator(self, mime_type, encoding)
+        if len(bodies) < 16:  # the header is the client's: keep a few
+            bodies[mime_type, encoding] = found
+    if found is not None:
+        receive, scope = await found.wrap_receive(receive, scope=scope)
+    return receive, scope
+
+
+def _body_validator(self: RequestValidationOperation, mime_type: str, encoding: str) -> Any:
+    """The body validator connexion builds for a content type (None: nothing to validate)."""
+    op = self._operation
+    schema = op.body_schema(mime_type)
+    if not schema:
+        return None
+    try:
+        validator_cls = self._validator_map["body"][mime_type]
+    except KeyError:
+        return None  # connexion skips validation of a content type it has no validator for
+    return validator_cls(
+        schema=schema, required=op.request_body.get("required", False),
+        nullable=is_nullable(op.body_definition(mime_type)), encoding=encoding,
+        strict_validation=self.strict_validation,
+        uri_parser=op.uri_parser_class(op.parameters, op.body_definition()))
