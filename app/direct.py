@@ -120,6 +120,9 @@ class DirectOperations:
         scope.setdefault("extensions", {})["connexion_routing"] = {
             "api_base_path": "", "operation_id": parts.operation_id}
         scope["extensions"]["qcc_direct"] = parts
+        # as connexion sets it: starlette then raises its errors (a malformed form body's
+        # 400) instead of answering them itself
+        scope["app"] = self.connexion
         started = False
 
         async def send_started(message: dict[str, Any]) -> None:

@@ -81,6 +81,15 @@ def test_the_timeline_answers_as_through_the_chain(http, chain, marker, params):
                                           headers=headers(role="viewer")))
 
 
+@pytest.mark.parametrize("path", ["/reports", "/timeline"])
+def test_a_read_with_a_malformed_form_content_type_answers_as_through_the_chain(http, chain,
+                                                                              path):
+    sent = headers(role="viewer", **{"Content-Type": "multipart/form-data"})  # no boundary
+    direct = http.get(path, headers=sent)
+    assert direct.status_code == 400
+    assert seen(direct) == seen(chain.get(path, headers=sent))
+
+
 REFUSALS = [
     ("no key", {}),
     ("an unknown key", {"X-Api-Key": "qcc_" + "0" * 40}),
