@@ -25,7 +25,6 @@ DIRECT_OPERATIONS=false.
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 from connexion.context import _context, _operation, _receive, _scope
@@ -42,8 +41,6 @@ from starlette.responses import Response
 from app import tracing
 from app.problems import render
 from app.validation import BodyLimit, validate_request
-
-log = logging.getLogger("qc_collector.direct")
 
 # The hot operations, on fixed paths (no path parameters): (method, path) -> operationId.
 DIRECT = {("GET", "/reports"): "reports.list_reports",
