@@ -74,7 +74,8 @@ def _build_per_operation_once() -> None:
       per request);
     - request validation's validators: two URI parsers, a parameter validator, a
       media-type table and a body validator, kept per operation and content type (none
-      holds anything of a request);
+      holds anything of a request; app.validation.validate_request, which app/direct.py
+      calls too);
     - the query string's resolution, once per request (the validator and the arguments
       each built their own request object and parsed it again).
     Kept in our own classes that connexion calls: the URI parser's parameter table
