@@ -46,7 +46,7 @@ def test_the_direct_operations_skip_connexions_routing(monkeypatch, tmp_path, di
 
     monkeypatch.setattr(RoutingMiddleware, "__call__", counted)
     app = create_app(config.load({"DATABASE_URL": "postgresql://unused@127.0.0.1:1/none",
-                                  "DATA_DIR": str(tmp_path),
+                                  "COLLECTOR_DATA_DIR": str(tmp_path),
                                   "DIRECT_OPERATIONS": str(direct).lower()}))
     assert answer(app, "GET", "/no-such-path")[0] == 404  # connexion builds its operations
     for method, path in DIRECT:
