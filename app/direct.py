@@ -28,6 +28,7 @@ import copy
 from typing import Any
 
 from connexion.context import _context, _operation, _receive, _scope
+from connexion.frameworks.starlette import Starlette
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.context import ContextMiddleware
 from connexion.middleware.request_validation import RequestValidationMiddleware
@@ -36,9 +37,9 @@ from connexion.middleware.response_validation import (
     ResponseValidationOperation,
 )
 from connexion.middleware.security import SecurityMiddleware
-from starlette.responses import Response
 
 from app import tracing
+from app.observability import HANDLER_PACKAGE
 from app.problems import render
 from app.validation import BodyLimit, validate_request
 
@@ -46,7 +47,6 @@ from app.validation import BodyLimit, validate_request
 DIRECT = {("GET", "/reports"): "reports.list_reports",
           ("GET", "/timeline"): "timeline.get_timeline",
           ("POST", "/ingest/qc"): "ingest.ingest_report"}
-HANDLER_PACKAGE = "app.handlers."
 
 
 class _Parts:
@@ -88,7 +88,7 @@ class DirectOperations:
         self.app = app
         self.enabled = enabled
         self.connexion = connexion_app.middleware
-        self._parts: dict[str, _Parts] | None = None
+        self._parts: dict[tuple[str, str], _Parts] | None = None  # by (method, path)
         # the operation's span where connexion opens it: after security and validation
         self.operation = tracing.OperationSpans(self._operation)
 
@@ -105,13 +105,13 @@ class DirectOperations:
             stack = self.connexion.middleware_stack
             if stack is None:
                 return False
-            self._parts = {op: _Parts(list(stack), op, self) for op in DIRECT.values()}
+            self._parts = {route: _Parts(list(stack), operation_id, self)
+                           for route, operation_id in DIRECT.items()}
         return True
 
     async def _answer(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert self._parts is not None
-        operation_id = DIRECT[scope["method"], scope["path"]]
-        parts = self._parts[operation_id]
+        parts = self._parts[scope["method"], scope["path"]]
         # what connexion's routing records: observability, the guard and the body limit
         # name the operation from it
         scope.setdefault("extensions", {})["connexion_routing"] = {
@@ -135,9 +135,7 @@ class DirectOperations:
             if started:
                 raise
             problem = render(ConnexionRequest(scope), exc)
-            await Response(content=problem.body, status_code=problem.status_code,
-                           media_type=problem.mimetype, headers=problem.headers
-                           )(scope, receive, send)
+            await Starlette.connexion_to_framework_response(problem)(scope, receive, send)
 
     async def validated(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         receive, scope = await validate_request(_parts(scope).validation, scope, receive)
