@@ -233,6 +233,8 @@ class Settings(BaseSettings):
     validate_responses: Bool = env("VALIDATE_RESPONSES", False)
     # false: every operation through connexion's whole chain, none by app/direct.py
     direct_operations: Bool = env("DIRECT_OPERATIONS", True)
+    # false: workers accept connections as they race for them (app/server.py)
+    balance_connections: Bool = env("BALANCE_CONNECTIONS", True)
     signing_key: str | None = env("SIGNING_KEY", secret=True)
     signing_keys_retired: str | None = env("SIGNING_KEYS_RETIRED")
     export_dir: Annotated[Path | None, AfterValidator(_absolute)] = env("EXPORT_DIR")

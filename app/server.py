@@ -1,4 +1,5 @@
-"""The gunicorn worker: uvicorn's, with limits on the request head that uvicorn lacks.
+"""The gunicorn worker: uvicorn's, with limits on the request head that uvicorn lacks and
+keep-alive connections spread evenly over the workers.
 
 Measured (gunicorn 27, uvicorn 0.54, httptools): gunicorn's limit_request_line,
 limit_request_fields and limit_request_field_size do not reach uvicorn workers, and
@@ -7,11 +8,24 @@ header was read to the end and a head trickled a few bytes at a time stayed open
 minutes. This protocol answers 431 once a request head passes MAX_HEADER_BYTES and 408
 when a head is not complete within HEADER_TIMEOUT seconds, and closes the connection
 both times. Body limits and the body read deadline are ASGI layers (app/guard.py).
+
+Connections: gunicorn's workers race to accept() on one shared socket, and uvloop accepts
+every pending connection in one go, so the first worker awake takes a whole burst: wrk's
+32 keep-alive connections landed 24/8, 9/23, 21/11 over two workers (5 runs; one 16/16),
+and the crowded worker's queue set the tail (list p99 54 ms at 24/8, 27 ms at 16/16).
+`AcceptBalance` counts each worker's open connections in memory shared by the workers;
+a worker that accepts while more than one ahead of the least busy sibling pauses for
+BALANCE_PAUSE_SECONDS, so the sibling, woken by the same readiness, accepts the next
+one (what libuv's UV_TCP_SINGLE_ACCEPT did, only when ahead). BALANCE_CONNECTIONS=false
+turns it off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import mmap
+import os
+import time
 from typing import Any
 
 import orjson
@@ -21,6 +35,84 @@ from uvicorn_worker import UvicornWorker
 from app import config
 
 _settings = config.load()
+BALANCE_SLOTS = 256  # workers alive at once, old and new during a reload included
+BALANCE_PAUSE_SECONDS = 0.0001  # a sibling woken by the same readiness accepts meanwhile
+BALANCE_WAIT_SECONDS = 0.002  # at most, per accepted connection (a busy sibling may not come)
+
+
+class AcceptBalance:
+    """Open connections per worker, in an anonymous shared mapping made at import in the
+    gunicorn master and inherited by every worker it forks. A slot is a pair of int64:
+    the worker's pid (0 free, -1 claimed by the master before the fork) and its count.
+    Each count is written only by its own single-threaded worker; aligned 8-byte writes
+    are atomic, so readers see a count, old or new."""
+
+    def __init__(self, slots: int = BALANCE_SLOTS) -> None:
+        self._cells = memoryview(mmap.mmap(-1, slots * 16)).cast("q")
+        self._slots = slots
+        self._slot: int | None = None
+
+    def claim(self) -> int:
+        """In the master, before a fork: a slot whose worker is gone (or never was)."""
+        for slot in range(self._slots):
+            pid = self._cells[2 * slot]
+            if pid == 0 or (pid > 0 and not _alive(pid)):
+                self._cells[2 * slot], self._cells[2 * slot + 1] = -1, 0
+                return slot
+        raise RuntimeError(f"more than {self._slots} workers alive")
+
+    def bind(self, slot: int) -> None:
+        """In the worker, after the fork."""
+        self._slot = slot
+        self._cells[2 * slot + 1] = 0
+        self._cells[2 * slot] = os.getpid()
+
+    def accepted(self) -> None:
+        if self._slot is None:
+            return
+        own = self._cells[2 * self._slot + 1] + 1
+        self._cells[2 * self._slot + 1] = own
+        deadline = None
+        while own > self.fewest_elsewhere() + 1:
+            now = time.monotonic()
+            deadline = deadline or now + BALANCE_WAIT_SECONDS
+            if now >= deadline:
+                break
+            time.sleep(BALANCE_PAUSE_SECONDS)  # blocks the loop: a sibling accepts
+
+    def closed(self) -> None:
+        if self._slot is not None:
+            self._cells[2 * self._slot + 1] -= 1
+
+    def fewest_elsewhere(self) -> int:
+        """The least busy live sibling's count (own count when there is none)."""
+        mine = os.getpid()
+        fewest = None
+        for slot in range(self._slots):
+            pid = self._cells[2 * slot]
+            if pid > 0 and pid != mine:
+                count = self._cells[2 * slot + 1]
+                if (fewest is None or count < fewest) and _alive(pid):
+                    fewest = count
+        return self._cells[2 * self._slot + 1] if fewest is None or self._slot is None else fewest
+
+    def counts(self) -> dict[int, int]:
+        """Open connections by worker pid (tests, diagnostics)."""
+        return {self._cells[2 * s]: self._cells[2 * s + 1] for s in range(self._slots)
+                if self._cells[2 * s] > 0}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user took the pid over: not ours
+        return False
+    return True
+
+
+BALANCE = AcceptBalance()
 
 
 def _problem(status: int, reason: bytes, detail: str) -> bytes:
@@ -49,8 +141,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        BALANCE.accepted()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        BALANCE.closed()
         self._disarm()
         super().connection_lost(exc)
 
@@ -131,3 +225,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 class GuardedWorker(UvicornWorker):
     CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS,
                      "http": "app.server:GuardedHttpToolsProtocol"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # in the master, before the fork
+        self.balance_slot = BALANCE.claim() if _settings.balance_connections else None
+
+    def init_process(self) -> None:
+        if self.balance_slot is not None:  # in the worker, after the fork
+            BALANCE.bind(self.balance_slot)
+        super().init_process()
