@@ -73,7 +73,7 @@ class AcceptBalance:
         own = self._cells[2 * self._slot + 1] + 1
         self._cells[2 * self._slot + 1] = own
         deadline = None
-        while own > self.fewest_elsewhere() + 1:
+        while own > self.fewest_elsewhere(default=own) + 1:
             now = time.monotonic()
             deadline = deadline or now + BALANCE_WAIT_SECONDS
             if now >= deadline:
@@ -84,8 +84,8 @@ class AcceptBalance:
         if self._slot is not None:
             self._cells[2 * self._slot + 1] -= 1
 
-    def fewest_elsewhere(self) -> int:
-        """The least busy live sibling's count (own count when there is none)."""
+    def fewest_elsewhere(self, default: int) -> int:
+        """The least busy live sibling's count (`default` when there is none)."""
         mine = os.getpid()
         fewest = None
         for slot in range(self._slots):
@@ -94,7 +94,7 @@ class AcceptBalance:
                 count = self._cells[2 * slot + 1]
                 if (fewest is None or count < fewest) and _alive(pid):
                     fewest = count
-        return self._cells[2 * self._slot + 1] if fewest is None or self._slot is None else fewest
+        return default if fewest is None else fewest
 
     def counts(self) -> dict[int, int]:
         """Open connections by worker pid (tests, diagnostics)."""
