@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 # Same pool size as the app's default DB_POOL_MAX.
-POOL_SIZE = 10
+POOL_SIZE = 4
 INSERT = """
 INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source, subject,
                      run_id, labels, status, severity, count_pass, count_warn, count_fail,
