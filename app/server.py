@@ -10,14 +10,15 @@ when a head is not complete within HEADER_TIMEOUT seconds, and closes the connec
 both times. Body limits and the body read deadline are ASGI layers (app/guard.py).
 
 Connections: gunicorn's workers race to accept() on one shared socket, and uvloop accepts
-every pending connection in one go, so the first worker awake takes a whole burst: wrk's
-32 keep-alive connections landed 24/8, 9/23, 21/11 over two workers (5 runs; one 16/16),
-and the crowded worker's queue set the tail (list p99 54 ms at 24/8, 27 ms at 16/16).
-`AcceptBalance` counts each worker's open connections in memory shared by the workers;
-a worker that accepts while more than one ahead of the least busy sibling pauses for
-BALANCE_PAUSE_SECONDS, so the sibling, woken by the same readiness, accepts the next
-one (what libuv's UV_TCP_SINGLE_ACCEPT did, only when ahead). BALANCE_CONNECTIONS=false
-turns it off.
+every pending connection in one go, so the first worker awake takes a whole burst: 32
+keep-alive connections opened at once landed 30/2 and 31/1 on two workers, wrk's 24/8,
+9/23, 21/11, 29/3 (tests/integration/test_connection_balance.py, ad-hoc runs). A
+crowded worker queues requests while its sibling idles. `AcceptBalance` counts each
+worker's open connections in memory shared by the workers; a worker that accepts while
+more than one ahead of its least busy live sibling pauses, BALANCE_PAUSE_SECONDS at a
+time and at most BALANCE_WAIT_SECONDS, so the sibling, woken by the same readiness,
+accepts the next one (what libuv's UV_TCP_SINGLE_ACCEPT did, here only when ahead). The
+same bursts land 16/16 or 17/15. BALANCE_CONNECTIONS=false turns it off.
 """
 
 from __future__ import annotations

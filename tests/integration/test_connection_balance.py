@@ -62,7 +62,7 @@ def test_a_burst_of_connections_is_shared_out_evenly(server: LiveServer) -> None
         for conn in conns:
             conn.close()
     assert sum(counts) == 32, counts
-    # racing for accept() one worker typically took 21-29 of them (see app/server.py)
+    # racing for accept() (BALANCE_CONNECTIONS=false) one worker took 30-31 of them
     assert counts[0] >= 12, counts
 
 
@@ -78,4 +78,4 @@ def test_connections_opened_one_after_another_are_shared_out_evenly(server: Live
         for conn in conns:
             conn.close()
     assert sum(counts) == 16, counts
-    assert counts[0] >= 6, counts
+    assert counts[0] >= 6, counts  # racing: 5/11
