@@ -452,7 +452,11 @@ class Commit:
 def retention(server: LiveServer, db: LiveDatabase, client: httpx.Client, seconds: float,
               expected: int) -> Row:
     script = ingest_script(api_headers(OLD_TENANT, "operator"))
-    alone = load(server, db, "/ingest/qc", seconds, script=script)
+    # the baseline's p99 is the median of REPEATS runs: one stall of the shared machine in
+    # a single run (a p99 of 242 ms once) would decide the row alone
+    alones = sorted((load(server, db, "/ingest/qc", seconds, script=script)
+                     for _ in range(REPEATS)), key=lambda run: run.p99_ms)
+    alone = alones[len(alones) // 2]
 
     admin = api_headers(OLD_TENANT, "admin")
     request = {"older_than_days": RETENTION_DAYS, "include_signed": True}
@@ -501,10 +505,11 @@ def retention(server: LiveServer, db: LiveDatabase, client: httpx.Client, second
                f"{latency(during)} over {overlap:.0f} s of the commit; the commit: "
                f"{deleted:,} deleted in {num(took)} s ({num(deleted / took)} rows/s)"
                + (f", **{failures} failed batches**" if failures else ""),
-               f"the same load without it: {latency(alone)}",
+               f"the same load without it: {latency(alone)} (the median p99 of "
+               f"{', '.join(num(run.p99_ms) for run in alones)} ms)",
                f"{worse:.2f}x p99", f"p99 ≤ {RETENTION_P99_TARGET:g}x without; all deleted",
                worse <= RETENTION_P99_TARGET and deleted == expected and not failures
-               and not during.errors and not alone.errors)
+               and not during.errors and not any(run.errors for run in alones))
 
 
 def limits(db: LiveDatabase, seconds: float, service: dict[str, float]) -> list[Row]:
