@@ -44,14 +44,17 @@ BALANCE_WAIT_SECONDS = 0.002  # at most, per accepted connection (a busy sibling
 class AcceptBalance:
     """Open connections per worker, in an anonymous shared mapping made at import in the
     gunicorn master and inherited by every worker it forks. A slot is a pair of int64:
-    the worker's pid (0 free, -1 claimed by the master before the fork) and its count.
-    Each count is written only by its own single-threaded worker; aligned 8-byte writes
-    are atomic, so readers see a count, old or new."""
+    the worker's pid (0 free, -1 claimed by the master before the fork) and its count;
+    the last int64 is how many slots were ever claimed, so a worker reads only those
+    (all 256 took 14 µs per accepted connection, 2 take ~1). Each count is written only
+    by its own single-threaded worker; aligned 8-byte writes are atomic, so readers see
+    a count, old or new."""
 
     def __init__(self, slots: int = BALANCE_SLOTS) -> None:
-        self._cells = memoryview(mmap.mmap(-1, slots * 16)).cast("q")
+        self._cells = memoryview(mmap.mmap(-1, (slots * 2 + 1) * 8)).cast("q")
         self._slots = slots
         self._slot: int | None = None
+        self._pid = 0
 
     def claim(self) -> int:
         """In the master, before a fork: a slot whose worker is gone (or never was)."""
@@ -59,14 +62,15 @@ class AcceptBalance:
             pid = self._cells[2 * slot]
             if pid == 0 or (pid > 0 and not _alive(pid)):
                 self._cells[2 * slot], self._cells[2 * slot + 1] = -1, 0
+                self._cells[-1] = max(self._cells[-1], slot + 1)
                 return slot
         raise RuntimeError(f"more than {self._slots} workers alive")
 
     def bind(self, slot: int) -> None:
         """In the worker, after the fork."""
-        self._slot = slot
+        self._slot, self._pid = slot, os.getpid()
         self._cells[2 * slot + 1] = 0
-        self._cells[2 * slot] = os.getpid()
+        self._cells[2 * slot] = self._pid
 
     def accepted(self) -> None:
         if self._slot is None:
@@ -87,11 +91,10 @@ class AcceptBalance:
 
     def fewest_elsewhere(self, default: int) -> int:
         """The least busy live sibling's count (`default` when there is none)."""
-        mine = os.getpid()
         fewest = None
-        for slot in range(self._slots):
+        for slot in range(self._cells[-1]):
             pid = self._cells[2 * slot]
-            if pid > 0 and pid != mine:
+            if pid > 0 and pid != self._pid:
                 count = self._cells[2 * slot + 1]
                 if (fewest is None or count < fewest) and _alive(pid):
                     fewest = count
@@ -99,7 +102,7 @@ class AcceptBalance:
 
     def counts(self) -> dict[int, int]:
         """Open connections by worker pid (tests, diagnostics)."""
-        return {self._cells[2 * s]: self._cells[2 * s + 1] for s in range(self._slots)
+        return {self._cells[2 * s]: self._cells[2 * s + 1] for s in range(self._cells[-1])
                 if self._cells[2 * s] > 0}
 
 

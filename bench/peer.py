@@ -29,8 +29,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.config import Settings
+
 # Same pool size as the app's default DB_POOL_MAX.
-POOL_SIZE = 4
+POOL_SIZE: int = Settings.model_fields["db_pool_max"].default
 INSERT = """
 INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source, subject,
                      run_id, labels, status, severity, count_pass, count_warn, count_fail,

@@ -5,6 +5,7 @@ connections each worker process holds on the server's port."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Iterator
@@ -52,30 +53,30 @@ def held(server: LiveServer) -> list[int]:
                   for pid in server.worker_pids())
 
 
+def held_while_open(server: LiveServer, count: int, *, at_once: bool) -> list[int]:
+    """`count` connections, each served once and kept open (all opened first when
+    `at_once`, else each served before the next opens); the per-worker counts meanwhile."""
+    with contextlib.ExitStack() as stack:
+        conns = []
+        for _ in range(count):
+            conns.append(stack.enter_context(socket.create_connection(address(server),
+                                                                      timeout=10)))
+            if not at_once:
+                ask(conns[-1])
+        if at_once:
+            for conn in conns:
+                ask(conn)
+        return held(server)
+
+
 def test_a_burst_of_connections_is_shared_out_evenly(server: LiveServer) -> None:
-    conns = [socket.create_connection(address(server), timeout=10) for _ in range(32)]
-    try:
-        for conn in conns:  # every one accepted and served, then kept open
-            ask(conn)
-        counts = held(server)
-    finally:
-        for conn in conns:
-            conn.close()
+    counts = held_while_open(server, 32, at_once=True)
     assert sum(counts) == 32, counts
     # racing for accept() (BALANCE_CONNECTIONS=false) one worker took 30-31 of them
     assert counts[0] >= 12, counts
 
 
 def test_connections_opened_one_after_another_are_shared_out_evenly(server: LiveServer) -> None:
-    conns = []
-    try:
-        for _ in range(16):
-            conn = socket.create_connection(address(server), timeout=10)
-            conns.append(conn)
-            ask(conn)
-        counts = held(server)
-    finally:
-        for conn in conns:
-            conn.close()
+    counts = held_while_open(server, 16, at_once=False)
     assert sum(counts) == 16, counts
     assert counts[0] >= 6, counts  # racing: 5/11
