@@ -28,8 +28,6 @@ from bench import wrk
 
 # the id of each pgbench ingest: a valid uuid whose last 12 digits pgbench substitutes
 ID_PREFIX = "00000000-0000-7000-8000-"
-SET_SCOPE = ("SELECT set_config('app.tenant', %(tenant)s, true),"
-             " set_config('app.actor_key', '', true), set_config('app.actor', 'api', true)")
 
 
 @dataclass(frozen=True)
@@ -55,28 +53,20 @@ def _render(conn: psycopg.Connection, name_or_text: str, params: dict[str, Any])
 
 def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
                   window: int = 300) -> str:
-    """One single-report ingest transaction: scope, insert, rollup, outbox, version."""
+    """One single-report ingest, as a group commit of one report sends it: one call of the
+    ingest write in autocommit (rows, rollup, outbox, version; its own transaction)."""
     report_id = f"{ID_PREFIX}:n"
-    received = datetime.now(UTC)
-    row = {"id": report_id, "received_at": received.isoformat(),
+    row = {"id": report_id, "received_at": datetime.now(UTC).isoformat(),
            "observed_at": "2026-11-21T02:03:11+00:00", "observed_at_raw": "2026-11-21T02:03:11Z",
            "source": "etl-nightly", "subject": "dataset:orders_1", "run_id": "pgbench",
            "labels": {"env": "prod", "team": "billing"}, "status": "fail",
            "severity": "block", "count_pass": 3, "count_warn": 1, "count_fail": 1,
            "content_sha256": "0" * 64, "canonical": canonical}
-    hour = received.replace(minute=0, second=0, microsecond=0)
     lines = [
         r"\set n random(100000000000, 999999999999)",
-        "BEGIN;",
-        _render(conn, SET_SCOPE, {"tenant": tenant}),
-        _render(conn, "insert_reports", {"tenant": tenant,
-                                         "rows": orjson.dumps([row]).decode()}),
-        _render(conn, "add_rollup", {"tenant": tenant, "hours": [hour], "severities": ["block"],
-                                     "statuses": ["fail"], "sources": ["etl-nightly"],
-                                     "ns": [1]}),
-        _render(conn, "enqueue_alerts", {"tenant": tenant, "ids": ["@ID@"], "window": window}),
-        _render(conn, "bump_version", {"tenant": tenant}),
-        "COMMIT;",
+        _render(conn, "ingest_write", {"tenant": tenant, "rows": orjson.dumps([row]).decode(),
+                                       "window": window, "keys": None, "bodies": None,
+                                       "locations": None}),
     ]
     return "\n".join(lines).replace("@ID@", report_id) + "\n"
 

@@ -22,12 +22,6 @@ ALERT_QUEUE = "alerts"
 DELIVER_TASK = "alerts.deliver"
 
 
-async def enqueue(conn: Connection, *, tenant: str, report_ids: Sequence[UUID], window: int) -> None:
-    """The outbox write of an ingest transaction (reads no result: pipeline-friendly)."""
-    await conn.execute(q("enqueue_alerts"), {"tenant": tenant, "ids": list(report_ids),
-                                             "window": window})
-
-
 async def enqueue_system(conn: Connection, *, tenant: str, rule_id: UUID, level: str,
                          facts: dict[str, Any], window: int) -> None:
     await conn.execute(q("enqueue_system_alert"), {

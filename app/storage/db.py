@@ -486,7 +486,3 @@ class Database:
         except Exception as exc:  # best effort; a broken connection is also dropped on use
             log.warning("pool check failed: %s", exc.__class__.__name__)
 
-
-async def set_tenant(conn: Connection, tenant: str) -> None:
-    """Switch the RLS tenant inside an open transaction (group commit spans tenants)."""
-    await conn.execute("SELECT set_config('app.tenant', %s, true)", (tenant,))

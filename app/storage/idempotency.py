@@ -1,7 +1,8 @@
-"""Idempotency records: claim, read, take over, complete, release."""
+"""Idempotency records: claim, read, take over, release; completed by the ingest write."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +19,24 @@ async def claim(conn: Connection, *, tenant: str, key: str, fingerprint: str) ->
 
 
 # A stored answer keeps the status and Location columns in the form every version has
-# written and read (201, /reports/{id}), so a rollback still replays what this one stored;
-# above storage the answer is its body and the report it created.
-_CREATED = 201
+# written and read (201, written by qcc_ingest_write, and /reports/{id}), so a rollback
+# still replays what this one stored; above storage the answer is its body and the report
+# it created.
 _REPORT_PATH = "/reports/"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A key's answer, stored by the ingest write in the transaction of the reports it
+    describes (reports.write_ingest)."""
+
+    key: str
+    body: bytes
+    report_id: str | None
+
+    @property
+    def location(self) -> str | None:
+        return _REPORT_PATH + self.report_id if self.report_id else None
 
 
 async def get(conn: Connection, *, tenant: str, key: str) -> dict[str, Any] | None:
@@ -42,14 +57,6 @@ async def reclaim(conn: Connection, *, tenant: str, key: str, fingerprint: str,
         "seen_created_at": seen_created_at,
     })
     return await cur.fetchone() is not None
-
-
-async def complete(conn: Connection, *, tenant: str, key: str, body: bytes,
-                   report_id: str | None) -> None:
-    await conn.execute(q("complete_idempotency_key"), {
-        "tenant": tenant, "key": key, "status": _CREATED, "body": body,
-        "location": _REPORT_PATH + report_id if report_id else None,
-    })
 
 
 async def release(conn: Connection, *, tenant: str, key: str) -> None:

@@ -53,29 +53,13 @@ SELECT qcc_tenant_version(%(tenant)s);
 INSERT INTO tenant_versions (tenant_id, version) VALUES (%(tenant)s, 1)
 ON CONFLICT (tenant_id) DO UPDATE SET version = tenant_versions.version + 1;
 
--- name: insert_reports
--- Bulk insert of one tenant's prepared rows in one statement (COPY is refused under RLS):
--- the rows travel as one JSON array written by orjson, which costs far less than adapting
--- every value. The canonical JSON is carried as text and stored as its UTF-8 bytes.
-INSERT INTO reports (tenant_id, id, received_at, observed_at, observed_at_raw, source,
-                     subject, run_id, labels, status, severity, count_pass, count_warn,
-                     count_fail, content_sha256, canonical)
-SELECT %(tenant)s, r.id, r.received_at, r.observed_at, r.observed_at_raw, r.source,
-       r.subject, r.run_id, r.labels, r.status, r.severity, r.count_pass, r.count_warn,
-       r.count_fail, r.content_sha256, convert_to(r.canonical, 'UTF8')
-  FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
-         id uuid, received_at timestamptz, observed_at timestamptz, observed_at_raw text,
-         source text, subject text, run_id text, labels jsonb, status text, severity text,
-         count_pass int, count_warn int, count_fail int, content_sha256 text, canonical text);
-
--- name: add_rollup
--- Adds hourly counts; rows arrive sorted by key so concurrent writers lock in one order.
-INSERT INTO report_rollup_hourly (tenant_id, hour, severity, status, source, n)
-SELECT %(tenant)s, r.hour, r.severity, r.status, r.source, r.n
-  FROM unnest(%(hours)s::timestamptz[], %(severities)s::text[], %(statuses)s::text[],
-              %(sources)s::text[], %(ns)s::bigint[]) AS r(hour, severity, status, source, n)
-ON CONFLICT (tenant_id, hour, severity, status, source)
-DO UPDATE SET n = report_rollup_hourly.n + EXCLUDED.n;
+-- name: ingest_write
+-- One tenant's ingest write in one statement (migration 0015): the rows (one JSON array
+-- written by orjson, which costs far less than adapting every value; COPY is refused
+-- under RLS), their rollup, the alert outbox, the completed Idempotency-Keys (NULL: none)
+-- and the change version. In autocommit it is a transaction by itself.
+SELECT qcc_ingest_write(%(tenant)s, %(rows)s::jsonb, %(window)s::bigint, %(keys)s::text[],
+                        %(bodies)s::bytea[], %(locations)s::text[]);
 
 -- name: mark_signed
 UPDATE reports SET signed = true WHERE tenant_id = %(tenant)s AND id = %(id)s;
@@ -286,13 +270,6 @@ UPDATE idempotency_keys
  WHERE tenant_id = %(tenant)s AND key = %(key)s AND created_at = %(seen_created_at)s
 RETURNING key;
 
--- name: complete_idempotency_key
--- Stores the answer in the same transaction as the reports it describes.
-UPDATE idempotency_keys
-   SET state = 'done', response_status = %(status)s, response_body = %(body)s,
-       location = %(location)s
- WHERE tenant_id = %(tenant)s AND key = %(key)s;
-
 -- name: release_idempotency_key
 -- The request failed without storing anything: free the key for a retry.
 DELETE FROM idempotency_keys
@@ -487,51 +464,6 @@ VALUES (%(tenant)s, %(id)s, %(plan_hash)s, %(cutoff)s, %(include_signed)s, %(del
 -- Alerts: rules, the outbox (dedup windows), notifications, per-channel deliveries.
 -- The dedup key is hash(tenant, rule, window): the first 32 hex digits of the sha256 of
 -- "tenant|rule id|window start (epoch seconds)|window length".
-
--- name: enqueue_alerts
--- The outbox write, in the ingest transaction: each active rule of the tenant that a
--- report of this write matches adds its matches to the rule's epoch-aligned window
--- (floor(received_at / window)). The one-time EXISTS filter makes a tenant without
--- rules cost one index probe; rows are upserted in key order so concurrent writers lock
--- windows in one order.
-INSERT INTO alert_windows AS w (tenant_id, rule_id, window_start, window_end, dedup_key,
-                                matched, first_match, last_match_at)
-SELECT %(tenant)s, m.rule_id, m.window_start,
-       m.window_start + make_interval(secs => %(window)s::bigint),
-       left(encode(sha256(convert_to(%(tenant)s || '|' || m.rule_id::text || '|'
-                                     || extract(epoch FROM m.window_start)::bigint::text || '|'
-                                     || %(window)s::bigint::text, 'UTF8')), 'hex'), 32),
-       m.n, m.first_match, m.last_at
-  FROM (
-    SELECT ru.id AS rule_id,
-           to_timestamp(floor(extract(epoch FROM r.received_at) / %(window)s::bigint)
-                        * %(window)s::bigint) AS window_start,
-           count(*) AS n,
-           (array_agg(jsonb_build_object(
-              'id', r.id, 'source', r.source, 'subject', r.subject, 'run_id', r.run_id,
-              'severity', r.severity, 'status', r.status, 'labels', r.labels,
-              'received_at', r.received_at, 'observed_at', r.observed_at_raw,
-              'counts', jsonb_build_object('pass', r.count_pass, 'warn', r.count_warn,
-                                           'fail', r.count_fail))
-              ORDER BY r.received_at, r.id))[1] AS first_match,
-           max(r.received_at) AS last_at
-      FROM alert_rules ru
-      JOIN reports r ON r.tenant_id = ru.tenant_id
-     WHERE EXISTS (SELECT 1 FROM alert_rules x
-                    WHERE x.tenant_id = %(tenant)s AND x.deleted_at IS NULL)
-       AND ru.tenant_id = %(tenant)s AND ru.deleted_at IS NULL
-       AND r.tenant_id = %(tenant)s AND r.id = ANY(%(ids)s::uuid[])
-       AND (ru.match_severity IS NULL OR r.severity = ANY(ru.match_severity))
-       AND (ru.match_status IS NULL OR r.status = ANY(ru.match_status))
-       AND (ru.match_source IS NULL OR r.source = ANY(ru.match_source))
-       AND (ru.match_subject IS NULL OR r.subject = ANY(ru.match_subject))
-       AND r.labels @> ru.match_labels
-     GROUP BY 1, 2
-  ) m
- ORDER BY m.rule_id, m.window_start
-ON CONFLICT (tenant_id, rule_id, window_start) DO UPDATE
-   SET matched = w.matched + EXCLUDED.matched,
-       last_match_at = greatest(w.last_match_at, EXCLUDED.last_match_at);
 
 -- name: enqueue_system_alert
 -- A check's alert (tenant ':system'): the same window and dedup key as a rule's.

@@ -1,4 +1,4 @@
-"""Report rows: bulk insert, rollup, keyset pages, timeline aggregates, versions."""
+"""Report rows: the ingest write, keyset pages, timeline aggregates, versions."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import orjson
 from psycopg import sql
 
 from app.storage.db import Connection, Read
+from app.storage.idempotency import Completion
 from app.storage.queries import composed, q
 
 SORT_COLUMNS = {"received_at": "received_at", "observed_at": "observed_at"}
@@ -112,23 +113,28 @@ def _statements(rows: Sequence[ReportRow]) -> list[Sequence[ReportRow]]:
     return chunks
 
 
-async def insert_rows(conn: Connection, *, tenant: str, rows: Sequence[ReportRow]) -> None:
-    for chunk in _statements(rows):
-        payload = orjson.dumps(chunk, default=_json_default).decode()
-        await conn.execute(q("insert_reports"), {"tenant": tenant, "rows": payload})
+def fits_one_statement(rows: Sequence[ReportRow]) -> bool:
+    """Whether write_ingest sends these rows as one statement (else several, which the
+    caller must hold in one transaction)."""
+    return len(_statements(rows)) <= 1
 
 
-async def add_rollup(conn: Connection, *, tenant: str,
-                     counts: dict[tuple[datetime, str, str, str], int]) -> None:
-    keys = sorted(counts)
-    await conn.execute(q("add_rollup"), {
-        "tenant": tenant,
-        "hours": [k[0] for k in keys],
-        "severities": [k[1] for k in keys],
-        "statuses": [k[2] for k in keys],
-        "sources": [k[3] for k in keys],
-        "ns": [counts[k] for k in keys],
-    })
+async def write_ingest(conn: Connection, *, tenant: str, rows: Sequence[ReportRow],
+                       completed: Sequence[Completion], alert_window: int) -> None:
+    """One tenant's ingest write: the rows, their rollup, the alert outbox, the completed
+    Idempotency-Keys and the change version, one call of qcc_ingest_write (migration 0015)
+    per STATEMENT_BYTES of rows. One call is a transaction by itself in autocommit;
+    several need the caller's transaction (fits_one_statement says which)."""
+    chunks = _statements(rows)
+    for number, chunk in enumerate(chunks, 1):
+        done = completed if number == len(chunks) else ()
+        await conn.execute(q("ingest_write"), {
+            "tenant": tenant, "rows": orjson.dumps(chunk, default=_json_default).decode(),
+            "window": alert_window,
+            "keys": [c.key for c in done] or None,
+            "bodies": [c.body for c in done] or None,
+            "locations": [c.location for c in done] or None,
+        })
 
 
 async def get(conn: Connection, *, tenant: str, report_id: UUID) -> tuple[bytes, str, bool] | None:

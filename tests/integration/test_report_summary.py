@@ -60,7 +60,7 @@ async def test_rows_from_before_the_summary_list_the_same_bytes_as_rows_after(
                 owner.execute(INSERT_BEFORE, {**row, "labels": Jsonb(row["labels"])})
             table = _relfilenode(owner)
             monkeypatch.undo()  # every migration again
-            assert migrate(fresh_database.owner_url) == [SUMMARY]
+            assert migrate(fresh_database.owner_url)[0] == SUMMARY  # then any later ones
             assert _relfilenode(owner) == table  # not rewritten: ingest never waited on it
             assert owner.execute("SELECT count(*) FROM reports WHERE summary IS NULL"
                                  ).fetchone() == (len(TRICKY),)

@@ -1,9 +1,9 @@
 """Group commit: the work of every request waiting at one moment, written in one transaction.
 
-Generic over the work item: the owner gives the write (what one transaction does with a
-list of items) and each item's size in rows. A request is answered only after the
-transaction holding its rows has committed; if a shared transaction fails, its items are
-retried one by one so a bad one fails alone.
+Generic over the work item: the owner gives the write (one unit of work for a list of
+items: it opens and commits its own transaction) and each item's size in rows. A request
+is answered only after the transaction holding its rows has committed; if a shared
+transaction fails, its items are retried one by one so a bad one fails alone.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from app.errors import ServiceUnavailable
-from app.storage.db import Connection, Database
+from app.storage.db import Database
 
 log = logging.getLogger("qc_collector.ingest")
 
@@ -33,7 +33,7 @@ class GroupCommitter(Generic[Item]):
     """Coalesces concurrent writes of this process into shared transactions."""
 
     def __init__(self, *, db: Database,
-                 write: Callable[[Connection, list[Item]], Awaitable[None]],
+                 write: Callable[[list[Item]], Awaitable[None]],
                  size: Callable[[Item], int], max_rows: int = 5000) -> None:
         self._db = db
         self._write = write
@@ -81,13 +81,8 @@ class GroupCommitter(Generic[Item]):
                 await self._flush(self._take())
 
     async def _commit(self, items: list[Item]) -> None:
-        async def unit() -> None:
-            # pipelined: the whole write is one round trip plus the COMMIT
-            async with self._db.system(pipeline=True) as conn:
-                await self._write(conn, items)
-
         # nothing of a rolled-back write is kept: a deadlock's victim simply runs again
-        await self._db.idempotent(unit)
+        await self._db.idempotent(lambda: self._write(items))
 
     async def _flush(self, taken: list[_Waiting[Item]]) -> None:
         try:

@@ -16,7 +16,7 @@ from typing import Any
 from app.errors import IdempotencyInFlight, IdempotencyKeyReused, ServiceUnavailable
 from app.services.canonical import canonical_bytes, sha256_hex
 from app.storage import idempotency as idem_store
-from app.storage.db import Connection, Database
+from app.storage.db import Database
 
 # A first request that has not finished after this long is presumed dead; its key may
 # be taken over by a retry.
@@ -70,10 +70,9 @@ async def claim(db: Database, *, tenant: str, key: str, fingerprint: str,
         return StoredAnswer(bytes(record["response_body"]), record["report_id"])
 
 
-async def complete(conn: Connection, *, tenant: str, pending: Pending) -> None:
-    """Inside the transaction that writes the reports the answer describes."""
-    await idem_store.complete(conn, tenant=tenant, key=pending.key, body=pending.answer.body,
-                              report_id=pending.answer.report_id)
+def completion(pending: Pending) -> idem_store.Completion:
+    """The key's answer as the ingest write stores it, with the reports it describes."""
+    return idem_store.Completion(pending.key, pending.answer.body, pending.answer.report_id)
 
 
 _releasing: set[asyncio.Task[None]] = set()

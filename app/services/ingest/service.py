@@ -2,14 +2,14 @@
 
 `ingest` returns domain values (the stored answer, the report created, whether it was a
 replay); app/handlers/ingest.py and imports.py turn them into status, headers and body.
-`write` is what one group-commit transaction does with the work of its requests.
+`commit` is what one group commit does with the work of its requests.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -18,9 +18,8 @@ from app.services.ingest import idempotency
 from app.services.ingest.group_commit import GroupCommitter
 from app.services.ingest.idempotency import IN_FLIGHT_TIMEOUT, Pending, StoredAnswer
 from app.services.ingest.submissions import PreparedReport, prepare_all
-from app.storage import alerts as alert_store
 from app.storage import reports as report_store
-from app.storage.db import Connection, Database, set_tenant
+from app.storage.db import Connection, Database
 
 
 @dataclass(slots=True)
@@ -42,37 +41,39 @@ class Ingested:
 
 
 async def write(conn: Connection, works: list[Work], *, alert_window: int = 300) -> None:
-    """Write every work item's rows inside the caller's transaction, tenant by tenant.
-    The tenant's alert rules are matched in the same transaction (the outbox): a
-    committed report never misses its alert, a rolled-back one never sends one."""
+    """Write every work item's rows on `conn`, tenant by tenant: the reports, their rollup,
+    the alert outbox (matched in the same transaction: a committed report never misses
+    its alert, a rolled-back one never sends one), the completed Idempotency-Keys and the
+    tenant's change version. More than one statement needs the caller's transaction."""
     by_tenant: dict[str, list[Work]] = defaultdict(list)
     for work in works:
         by_tenant[work.tenant].append(work)
-    # Sorted tenants and rollup keys: concurrent writers take row locks in one order.
+    # Sorted tenants (and rollup keys, in the statement): concurrent writers take row
+    # locks in one order.
     for tenant in sorted(by_tenant):
         group = by_tenant[tenant]
-        await set_tenant(conn, tenant)
-        rows = [p.row for w in group for p in w.reports]
-        await report_store.insert_rows(conn, tenant=tenant, rows=rows)
-        rollup: dict[tuple[datetime, str, str, str], int] = defaultdict(int)
-        for work in group:
-            for prepared in work.reports:
-                rollup[prepared.rollup_key] += 1
-        await report_store.add_rollup(conn, tenant=tenant, counts=rollup)
-        await alert_store.enqueue(conn, tenant=tenant, report_ids=[row.id for row in rows],
-                                  window=alert_window)
-        for work in group:
-            if work.pending is not None:
-                await idempotency.complete(conn, tenant=tenant, pending=work.pending)
-        await report_store.bump_version(conn, tenant=tenant)
+        await report_store.write_ingest(
+            conn, tenant=tenant, rows=[p.row for w in group for p in w.reports],
+            completed=[idempotency.completion(w.pending) for w in group if w.pending],
+            alert_window=alert_window)
+
+
+async def commit(db: Database, works: list[Work], *, alert_window: int = 300) -> None:
+    """One group commit's write as one unit: one tenant's rows that fit one statement go
+    alone in autocommit (a transaction by itself, no BEGIN and COMMIT round trips); more
+    go in one pipelined transaction."""
+    alone = (len({work.tenant for work in works}) == 1
+             and report_store.fits_one_statement([p.row for w in works for p in w.reports]))
+    async with db.system(pipeline=not alone) as conn:
+        await write(conn, works, alert_window=alert_window)
 
 
 def committer(*, db: Database, max_rows: int = 5000, alert_window: int = 300) -> GroupCommitter[Work]:
     """The process's group committer for ingest work."""
-    async def write_works(conn: Connection, works: list[Work]) -> None:
-        await write(conn, works, alert_window=alert_window)
+    async def commit_works(works: list[Work]) -> None:
+        await commit(db, works, alert_window=alert_window)
 
-    return GroupCommitter(db=db, write=write_works, size=lambda work: len(work.reports),
+    return GroupCommitter(db=db, write=commit_works, size=lambda work: len(work.reports),
                           max_rows=max_rows)
 
 

@@ -26,7 +26,6 @@ LABEL_KEY_MAX = 64
 class PreparedReport:
     row: ReportRow
     summary: dict[str, Any]
-    rollup_key: tuple[datetime, str, str, str]
 
 
 def _parse_time(raw: str) -> datetime | None:
@@ -92,9 +91,7 @@ def prepare(submission: dict[str, Any], *, tenant: str, received_at: datetime,
         subject=submission["subject"], run_id=run_id, labels=labels, status=status,
         severity=severity, count_pass=counts["pass"], count_warn=counts["warn"],
         count_fail=counts["fail"], content_sha256=digest, canonical=canonical)
-    hour = received_at.replace(minute=0, second=0, microsecond=0)
-    return PreparedReport(row=row, summary=summary,
-                          rollup_key=(hour, severity, status, submission["source"]))
+    return PreparedReport(row=row, summary=summary)
 
 
 def prepare_all(submissions: list[dict[str, Any]], *, tenant: str, batch: bool,

@@ -14,7 +14,7 @@ from app.services.ingest.submissions import prepare, prepare_all
 from tests.factories import small_report
 
 
-def test_prepare_builds_summary_row_and_rollup_key_from_one_canonical_document():
+def test_prepare_builds_summary_and_row_from_one_canonical_document():
     now = datetime(2026, 11, 21, 2, 3, 4, 567000, tzinfo=UTC)
     submission = small_report(observed_at="2026-11-21T04:00:00+02:00")
     prepared = prepare(submission, tenant="acme", received_at=now)
@@ -22,8 +22,6 @@ def test_prepare_builds_summary_row_and_rollup_key_from_one_canonical_document()
     assert prepared.summary["observed_at"] == "2026-11-21T04:00:00+02:00"  # as submitted
     assert prepared.summary["labels"] == {}
     assert "run_id" not in prepared.summary
-    assert prepared.rollup_key == (now.replace(minute=0, second=0, microsecond=0), "block",
-                                   "fail", "s")
     stored_sha = prepared.row.content_sha256
     assert stored_sha == canonical.sha256_hex(prepared.row.canonical) == prepared.summary["content_sha256"]
 
