@@ -63,6 +63,10 @@ class OrjsonJsonifier:
         return orjson.loads(data)
 
 
+# Query strings kept resolved across requests (_build_per_operation_once)
+RESOLVED_QUERIES = 256
+
+
 def _build_per_operation_once() -> None:
     """connexion 3.3 rebuilds on every request what depends only on the operation and its
     handler. Each is kept here after first use (callers only read what is kept; connexion
@@ -77,7 +81,8 @@ def _build_per_operation_once() -> None:
       holds anything of a request; app.validation.validate_request, which app/direct.py
       calls too);
     - the query string's resolution, once per request (the validator and the arguments
-      each built their own request object and parsed it again).
+      each built their own request object and parsed it again), and once per text and
+      operation for RESOLVED_QUERIES texts (a dashboard's repeated URL).
     Kept in our own classes that connexion calls: the URI parser's parameter table
     (app/validation.py) and the binding of a handler's arguments (app/arguments.py).
     Connexion's Swagger UI middleware matched every request against a catch-all mount and
@@ -113,12 +118,30 @@ def _build_per_operation_once() -> None:
     resolve_query = ConnexionRequest.query_params.fget
     assert resolve_query is not None
 
+    # The resolution is a function of the query string and the operation's parameter
+    # table alone: a text resolved before (a repeated URL) is copied, not parsed again.
+    # Each entry holds its table, so a hit is the same table, not one at a reused id.
+    known: dict[tuple[type, int, bytes], tuple[Any, dict[str, Any]]] = {}
+
+    def resolved_query(request: ConnexionRequest) -> dict[str, Any]:
+        parser = request.uri_parser
+        table = getattr(parser, "_param_defns", None)
+        key = (type(parser), id(table), request.scope.get("query_string", b""))
+        found = known.get(key)
+        if found is None or found[0] is not table:
+            found = (table, resolve_query(request))
+            if len(known) >= RESOLVED_QUERIES:
+                del known[next(iter(known))]
+            known[key] = found
+        # a copy: callers read it (arrays are copied again when bound to arguments)
+        return dict(found[1])
+
     def query_params_once(self: ConnexionRequest) -> Any:
         # one operation per request, so every parser of one class resolves it alike
         resolved = self.scope.setdefault("extensions", {}).setdefault("qcc_query", {})
         key = type(self.uri_parser)
         if key not in resolved:
-            resolved[key] = resolve_query(self)
+            resolved[key] = resolved_query(self)
         return resolved[key]
 
     async def validate_once(self: RequestValidationOperation, scope: Any, receive: Any,

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 from connexion.exceptions import BadRequestProblem, ExtraParameterProblem
+from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.request_validation import RequestValidationOperation
 from connexion.uri_parsing import OpenAPIURIParser
 from connexion.utils import is_nullable
@@ -28,6 +29,8 @@ MAX_INDEXES = 1000
 MAX_DEPTH = 32
 _INDEX = re.compile(r"^/reports/(\d+)(?:/|$)")
 # operations whose bodies may be 10 MiB: a batch, and an imported file
+# Query strings an operation accepted, remembered per operation (CompiledParameterValidator)
+ACCEPTED_QUERIES = 256
 LARGE_BODY_OPERATIONS = frozenset({"ingest.ingest_batch", "imports.import_file"})
 
 
@@ -216,36 +219,48 @@ class CompiledParameterValidator(ParameterValidator):
     """Parameters checked with the same compiled validators; the problem names the parameter
     (connexion's message carries only the value and a dump of the schema). The query is
     read once per request and the names it may hold are known per operation (connexion
-    looked the query up once per parameter and listed the names on every request)."""
+    looked the query up once per parameter and listed the names on every request).
+
+    The validator is built once per operation (app/main.py keeps it), so what it remembers
+    is per operation."""
 
     def __init__(self, parameters: Any, uri_parser: Any, strict_validation: bool = False,
                  security_query_params: Any = None) -> None:
         super().__init__(parameters, uri_parser, strict_validation, security_query_params)
         self._query_names = frozenset(p["name"] for p in self.parameters.get("query", ())) \
             | self.security_query_params
-        # header parameters alone (the ingest's Idempotency-Key): read from the scope, no
-        # request object (connexion built one per request to read them)
-        self._headers_only = not any(self.parameters.get(where)
-                                     for where in ("query", "path", "cookie"))
+        # Without path or cookie parameters, a request's parameters are its query string and
+        # headers, both read from the scope: no request object for the headers (connexion
+        # built one per request), and a query string this operation accepted before is not
+        # checked again (its check is a function of the text alone; a dashboard's repeated
+        # URL, a poller's). Bounded; only accepted texts are kept.
+        self._from_scope = not any(self.parameters.get(where) for where in ("path", "cookie"))
+        self._accepted: dict[bytes, None] = {}
 
     def validate(self, scope: Any) -> None:
-        if not self._headers_only:
+        if not self._from_scope:
             super().validate(scope)
             return
-        if self.strict_validation and scope.get("query_string"):
-            super().validate(scope)  # the extra-parameter check reads the query
-            return
+        query_string = scope.get("query_string", b"")
+        if query_string not in self._accepted:
+            self._check_query(ConnexionRequest(scope, uri_parser=self.uri_parser).query_params
+                              if query_string else {})
+            if len(self._accepted) >= ACCEPTED_QUERIES:
+                del self._accepted[next(iter(self._accepted))]
+            self._accepted[query_string] = None
         for param in self.parameters.get("header", ()):
             self.validate_parameter("header", header(scope, param["name"]), param)
 
-    def validate_request(self, request: Any) -> None:
-        query = request.query_params if request.scope.get("query_string") else {}
+    def _check_query(self, query: Any) -> None:
         if self.strict_validation:
             extra = query.keys() - self._query_names
             if extra:
                 raise ExtraParameterProblem(param_type="query", extra_params=extra)
         for param in self.parameters.get("query", ()):
             self.validate_parameter("query", query.get(param["name"]), param)
+
+    def validate_request(self, request: Any) -> None:
+        self._check_query(request.query_params if request.scope.get("query_string") else {})
         for param in self.parameters.get("path", ()):
             self.validate_path_parameter(param, request)
         for param in self.parameters.get("header", ()):

@@ -539,3 +539,28 @@ def test_extreme_observed_at_never_breaks_listing(http, observed_at):
     got = http.get(f"/reports/{r.json()['id']}", headers=headers("globex"))
     assert got.status_code == 200, got.text
     assert got.json()["observed_at"] == observed_at
+
+
+def test_a_query_string_accepted_by_one_operation_is_judged_again_by_another(http):
+    """Accepted query strings are remembered per operation: the same text on another
+    operation, or a different text on the same one, is checked and resolved on its own."""
+    source = f"memo-{uuid.uuid4().hex[:8]}"
+    for _ in range(3):
+        r = http.post(INGEST, json=report(source=source), headers=headers("acme", "operator"))
+        assert r.status_code == 201, r.text
+    viewer = headers("acme", "viewer")
+    for _ in range(2):  # the second time from what the operation remembers
+        r = http.get(f"/reports?limit=5&source={source}", headers=viewer)
+        assert r.status_code == 200 and len(r.json()["items"]) == 3, r.text
+    # the same text where `limit` is no parameter: refused, every time
+    for _ in range(2):
+        assert_problem(http.get(f"/timeline?limit=5&source={source}", headers=viewer), 400,
+                       "limit")
+    # a text the list refused stays refused; the accepted one stays accepted
+    for _ in range(2):
+        assert_problem(http.get(f"/reports?limit=0&source={source}", headers=viewer), 400,
+                       "limit")
+    assert len(http.get(f"/reports?limit=5&source={source}", headers=viewer).json()["items"]) == 3
+    # another value of the same parameters: its own resolution (2, not the 5 before)
+    r = http.get(f"/reports?limit=2&source={source}", headers=viewer)
+    assert r.status_code == 200 and len(r.json()["items"]) == 2 and "next" in r.headers["Link"]
