@@ -22,7 +22,7 @@ import orjson
 import psycopg
 
 from app.storage import reports as report_store
-from app.storage.db import Read, prepared_form, scope_version_statement
+from app.storage.db import Read, execute_prepared, scope_version_statement
 from app.storage.queries import q
 from bench import wrk
 
@@ -73,21 +73,24 @@ def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
 
 def versioned_read(conn: psycopg.Connection, *, tenant: str, read: Read[Any]) -> str:
     """A versioned read's one round trip, as `Database.read_versioned` sends it: each pgbench
-    client PREPAREs the read once (its first transaction), then every transaction is the
-    scope with the version and the EXECUTE, one compound command (`\\;`, -M simple) — one
+    client PREPAREs the scope and the read once (its first transaction), then every
+    transaction is their two EXECUTEs, one compound command (`\\;`, -M simple) — one
     implicit transaction."""
-    name, text, names = prepared_form(read.statement)
+    statements = [(scope_version_statement(read, prepared=True), {"tenant": tenant}),
+                  (read.statement, read.params)]
+    prepares, calls = [], []
     with psycopg.ClientCursor(conn) as cur:
-        call = cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
-                           [read.params[key] for key in names])
-        scope = " ".join(cur.mogrify(scope_version_statement(read, prepared=True),
-                                     (tenant, "", "api", tenant)).split()) + ";"
+        for statement, params in statements:
+            first, _ = execute_prepared(cur, set(), statement, params)
+            prepare, call = first.split(";\n", 1)
+            prepares.append(" ".join(prepare.split()) + ";")
+            calls.append(" ".join(call.split()))
     return "\n".join([
         "\\if :prepared = 0",
-        " ".join(f"PREPARE {name} AS {text}".split()) + ";",
+        *prepares,
         "\\set prepared 1",
         "\\endif",
-        scope[:-1] + " \\; " + " ".join(call.split()) + ";",
+        " \\; ".join(calls) + ";",
     ]) + "\n"
 
 

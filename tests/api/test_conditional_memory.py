@@ -42,13 +42,16 @@ def _learned(http: httpx.Client, marker: str) -> str:
 
 @contextlib.contextmanager
 def version_reads_refused(owner_url: str) -> Iterator[None]:
-    """The full path's one statement for a 304 (qcc_tenant_version) fails while inside:
-    whatever is answered 304 then was answered without the database."""
+    """The full path's version read (from tenant_versions, or qcc_tenant_version when reads
+    are not prepared) fails while inside: whatever is answered 304 then was answered
+    without the database."""
     with psycopg.connect(owner_url, autocommit=True) as conn:
         conn.execute("REVOKE EXECUTE ON FUNCTION qcc_tenant_version(text) FROM qcc_app")
+        conn.execute("REVOKE SELECT ON tenant_versions FROM qcc_app")
         try:
             yield
         finally:
+            conn.execute("GRANT SELECT ON tenant_versions TO qcc_app")
             conn.execute("GRANT EXECUTE ON FUNCTION qcc_tenant_version(text) TO qcc_app")
 
 

@@ -10,6 +10,7 @@ import time
 import uuid
 
 import orjson
+import psycopg
 import pytest
 
 from app.errors import Conflict, ServiceUnavailable
@@ -89,10 +90,17 @@ async def test_a_versioned_read_is_one_scoped_round_trip_and_survives_a_lost_pre
                         prepare_threshold=prepare_threshold).open(wait=30)
     read = Read("SELECT current_setting('app.tenant'), %(greeting)s::text, 100 %% 7",
                 {"greeting": "it's \\ 100% 中文"}, lambda rows: rows[0])
+    nobody = f"tenant-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database.owner_url, autocommit=True) as owner:
+        owner.execute("INSERT INTO tenant_versions (tenant_id, version) VALUES ('tenant-a', 41),"
+                      " ('tenant-b', 7) ON CONFLICT (tenant_id) DO UPDATE SET version ="
+                      " EXCLUDED.version")
     try:
-        for tenant in ("tenant-a", "tenant-b", "tenant-a"):
+        for tenant, expected in (("tenant-a", 41), ("tenant-b", 7), ("tenant-a", 41),
+                                 (nobody, 0)):
+            # the version read under the tenant's own row-level security: its own row
             version, row = await db.read_versioned(tenant, read)
-            assert row == (tenant, "it's \\ 100% 中文", 2) and version >= 0
+            assert row == (tenant, "it's \\ 100% 中文", 2) and version == expected
         async with db.system() as conn:  # the pool's one connection: the scope is gone
             setting = await (await conn.execute(
                 "SELECT coalesce(current_setting('app.tenant', true), '')")).fetchone()
