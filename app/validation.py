@@ -29,9 +29,9 @@ MAX_INDEXES = 1000
 MAX_DEPTH = 32
 _INDEX = re.compile(r"^/reports/(\d+)(?:/|$)")
 # operations whose bodies may be 10 MiB: a batch, and an imported file
+LARGE_BODY_OPERATIONS = frozenset({"ingest.ingest_batch", "imports.import_file"})
 # Query strings an operation accepted, remembered per operation (CompiledParameterValidator)
 ACCEPTED_QUERIES = 256
-LARGE_BODY_OPERATIONS = frozenset({"ingest.ingest_batch", "imports.import_file"})
 
 
 def to_json_schema(schema: Any) -> Any:

@@ -142,16 +142,15 @@ SET_SCOPE_CAUGHT_UP = (SET_SCOPE + ", coalesce(pg_last_wal_replay_lsn() >= %s::p
 # A versioned read on the primary: the scope and the tenant's change version (the ETag
 # validator, migration 0006) share the first round trip; the version comes last.
 SET_SCOPE_VERSION = SET_SCOPE + ", qcc_tenant_version(%s)"
-# ... for a read on its generic plan (`Read.generic_plan`): SET LOCAL, ends with the read
-SET_SCOPE_VERSION_GENERIC = (SET_SCOPE + ", set_config('plan_cache_mode', 'force_generic_plan',"
-                             " true), qcc_tenant_version(%s)")
-# ... and the same as a session-level prepared statement, which the read's own follows:
-# only the tenant (a read writes nothing, so no actor for the audit trail), and the version
-# read from tenant_versions under the row-level security that the set_config before it has
-# scoped (a target list is evaluated in order; an uncorrelated subquery when its value is
-# first needed). Prepared, this costs PostgreSQL ~17 µs less per read than the statement
-# above (~130 against ~147 µs with a page of 50, 9 rounds of 3,000, medians); as text its
-# subquery would be planned on every read, so unprepared reads keep the function.
+# ... and as the session-level prepared statement that prepared reads EXECUTE before their
+# own: only the tenant (a read writes nothing, so no actor for the audit trail), and the
+# version read from tenant_versions under the row-level security that the set_config
+# before it has scoped (a target list is evaluated in order; an uncorrelated subquery when
+# its value is first needed). Prepared, this costs PostgreSQL ~17 µs less per read than
+# the statement above (~130 against ~147 µs with a page of 50, 9 rounds of 3,000,
+# medians); as text its subquery would be planned on every read, so unprepared reads keep
+# the function. A read on its generic plan (`Read.generic_plan`) adds the plan cache mode:
+# SET LOCAL, it ends with the read.
 READ_SCOPE = ("SELECT set_config('app.tenant', %(tenant)s, true),"
               " coalesce((SELECT version FROM tenant_versions WHERE tenant_id = %(tenant)s), 0)")
 READ_SCOPE_GENERIC = ("SELECT set_config('app.tenant', %(tenant)s, true),"
