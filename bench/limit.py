@@ -22,7 +22,7 @@ import orjson
 import psycopg
 
 from app.storage import reports as report_store
-from app.storage.db import Read, execute_prepared, scope_version_statement
+from app.storage.db import Read, prepared_call, scope_version_statement
 from app.storage.queries import q
 from bench import wrk
 
@@ -68,7 +68,7 @@ def ingest_script(conn: psycopg.Connection, *, tenant: str, canonical: str,
                                        "window": window, "keys": None, "bodies": None,
                                        "locations": None}),
     ]
-    return "\n".join(lines).replace("@ID@", report_id) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def versioned_read(conn: psycopg.Connection, *, tenant: str, read: Read[Any]) -> str:
@@ -76,13 +76,11 @@ def versioned_read(conn: psycopg.Connection, *, tenant: str, read: Read[Any]) ->
     client PREPAREs the scope and the read once (its first transaction), then every
     transaction is their two EXECUTEs, one compound command (`\\;`, -M simple) — one
     implicit transaction."""
-    statements = [(scope_version_statement(read, prepared=True), {"tenant": tenant}),
-                  (read.statement, read.params)]
     prepares, calls = [], []
     with psycopg.ClientCursor(conn) as cur:
-        for statement, params in statements:
-            first, _ = execute_prepared(cur, set(), statement, params)
-            prepare, call = first.split(";\n", 1)
+        for statement, params in ((scope_version_statement(read, prepared=True),
+                                   {"tenant": tenant}), (read.statement, read.params)):
+            _, prepare, call = prepared_call(cur, statement, params)
             prepares.append(" ".join(prepare.split()) + ";")
             calls.append(" ".join(call.split()))
     return "\n".join([

@@ -164,11 +164,12 @@ UNDEFINED_PREPARED, DUPLICATE_PREPARED = "26000", "42P05"
 # with prepared statements on, which tracks only the protocol's).
 OUT_OF_STEP_LIMIT = 3
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+PREPARED_PREFIX = "qcc_"  # + a hash of the text: the name of a read's prepared statement
 
 
 def _statement_named(exc: psycopg.Error) -> str | None:
     """The prepared statement an "already exists" or "does not exist" error names."""
-    found = re.search(r'"(qcc_[0-9a-f]+)"', exc.diag.message_primary or "")
+    found = re.search(rf'"({PREPARED_PREFIX}[0-9a-f]+)"', exc.diag.message_primary or "")
     return found[1] if found else None
 
 
@@ -186,7 +187,7 @@ def prepared_form(statement: str) -> tuple[str, str, tuple[str, ...]]:
         return f"${names.index(match[1]) + 1}"
 
     text = _PLACEHOLDER.sub(number, statement)
-    name = "qcc_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+    name = PREPARED_PREFIX + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
     return name, text, tuple(names)
 
 
@@ -199,18 +200,14 @@ def scope_version_statement(read: Read[Any], *, prepared: bool) -> str:
     return SET_SCOPE_VERSION
 
 
-def execute_prepared(cur: Any, known: set[str], statement: str,
-                     params: Mapping[str, Any]) -> tuple[str, int]:
-    """The `EXECUTE` of `statement` as the session's prepared statement, with a PREPARE
-    ahead of it the first time this session meets it (noted in `known`): the text, and how
-    many results come before the statement's own (the PREPARE's: 0 or 1)."""
+def prepared_call(cur: Any, statement: str,
+                  params: Mapping[str, Any]) -> tuple[str, str, str]:
+    """`statement` as a session-level prepared statement: its name, its PREPARE, and its
+    EXECUTE with `params` rendered by psycopg's literal quoting."""
     name, server_text, names = prepared_form(statement)
     call = (cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(names))})",
                         [params[key] for key in names]) if names else f"EXECUTE {name}")
-    if name in known:
-        return call, 0
-    known.add(name)  # noted before it runs: a PREPARE outlives a read that fails after it
-    return f"PREPARE {name} AS {server_text};\n{call}", 1
+    return name, f"PREPARE {name} AS {server_text}", call
 
 
 class Database:
@@ -326,8 +323,9 @@ class Database:
         The scope and the read run as `EXECUTE`s of session-level prepared statements
         (PREPAREd in the same round trip the first time a connection meets them), so
         PostgreSQL plans them once per connection, not per request; arguments are rendered
-        by psycopg's literal quoting. With DB_PREPARE_THRESHOLD=off (a transaction-mode pooler hands each
-        transaction another server session) the statement text is sent instead."""
+        by psycopg's literal quoting. With DB_PREPARE_THRESHOLD=off (a transaction-mode
+        pooler hands each transaction another server session) the statement text is sent
+        instead."""
         await self._gate()
         with self._translated():
             async with self.pool.connection() as conn:
@@ -357,24 +355,28 @@ class Database:
                          prepared: bool) -> tuple[int, T]:
         cur = psycopg.AsyncClientCursor(conn)
         scope = scope_version_statement(read, prepared=prepared)
+        # a statement this session has not met yet is PREPAREd first, in the same text; each
+        # PREPARE's result (no rows) comes ahead of the scope's
+        prepares: list[str] = []
         if prepared:
             known = self._prepared.setdefault(conn, set())
-            scope_text, before_scope = execute_prepared(cur, known, scope, {"tenant": tenant})
-            read_text, before_read = execute_prepared(cur, known, read.statement, read.params)
-            text = scope_text + ";\n" + read_text
+            calls = []
+            for statement, params in ((scope, {"tenant": tenant}), (read.statement, read.params)):
+                name, prepare, call = prepared_call(cur, statement, params)
+                if name not in known:
+                    known.add(name)  # noted before it runs: a PREPARE outlives a failed read
+                    prepares.append(prepare)
+                calls.append(call)
         else:
-            text = (cur.mogrify(scope, (tenant, "", "api", tenant)) + ";\n"
-                    + cur.mogrify(read.statement, read.params))
-            before_scope = before_read = 0
+            calls = [cur.mogrify(scope, (tenant, "", "api", tenant)),
+                     cur.mogrify(read.statement, read.params)]
         # the instrumentation does not see this cursor: the span shows the text unbound
         with tracing.statement_span(scope + ";\n" + read.statement):
-            await cur.execute(text)
-        for _ in range(before_scope):
+            await cur.execute(";\n".join(prepares + calls))
+        for _ in prepares:
             cur.nextset()
         row = await cur.fetchone()
         cur.nextset()
-        for _ in range(before_read):
-            cur.nextset()
         if read.dict_rows:
             cur.row_factory = dict_row  # type: ignore[assignment]  # the read's result only
         rows = await cur.fetchall()

@@ -68,7 +68,8 @@ def rule_id(check: str, level: str) -> uuid.UUID:
 
 
 def dedup_key(tenant: str, rule: uuid.UUID, window_start: int, window: int) -> str:
-    """The same as the outbox write in qcc_ingest_write (migration 0015): hash(tenant, rule, window)."""
+    """The same as the outbox write in qcc_ingest_write (migration 0015): hash(tenant,
+    rule, window)."""
     return hashlib.sha256(f"{tenant}|{rule}|{window_start}|{window}".encode()).hexdigest()[:32]
 
 
