@@ -1,16 +1,20 @@
-"""Conditional reads answered from memory: a repeated If-None-Match gets its 304 before
-routing, validation and the database, when this process knows that nothing changed.
+"""Repeated reads answered from memory: a repeated If-None-Match gets its 304, and a
+repeated GET its 200, before routing, validation and the database, when this process
+knows that nothing changed.
 
 Every full answer of a cacheable read (CACHEABLE: its ETag moves only with the tenant's
-change version) teaches the process which ETag that URL has for that tenant. PostgreSQL
-announces every change of a tenant at commit (app/storage/changes.py, migration 0011);
-the announcement forgets what the process knew about the tenant. A later request for
-the same URL whose If-None-Match holds that ETag, carrying an X-Api-Key this process
-already verified (the key cache of app/services/access/keys.py, which bounds how long a revoked
-key works), passes the same refused-credential throttle, role guard (generated from the spec's
-x-roles), X-Tenant check and tenant rate limit as the full path, and is answered 304.
-Anything else — unknown URL, other ETag, session cookie, a refusal — takes the full path,
-which renders the answer exactly as before.
+change version, and so does its body) teaches the process which ETag that URL has for
+that tenant, and keeps the answer itself (headers and body) while the answers kept fit in
+ANSWER_MEMORY_BYTES. PostgreSQL announces every change of a tenant at commit
+(app/storage/changes.py, migration 0011); the announcement forgets what the process knew
+about the tenant. A later GET of the same URL carrying an X-Api-Key this process already
+verified (the key cache of app/services/access/keys.py, which bounds how long a revoked key
+works) passes the same refused-credential throttle, role guard (generated from the spec's
+x-roles), X-Tenant check and tenant rate limit as the full path, and is answered 304 when
+its If-None-Match holds that ETag, else with the kept 200. Anything else — unknown URL,
+other ETag without a kept answer, session cookie, `Cache-Control: no-cache` (or
+`max-age=0`, `Pragma: no-cache`: the client asks for a fresh read), a refusal — takes the
+full path, which renders the answer exactly as before.
 
 Staleness: a change committed by another process is forgotten when its notification
 arrives (milliseconds; measured in tests/api/test_conditional_memory.py); a write
@@ -23,6 +27,7 @@ pooler that drops notifications).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +45,23 @@ MAX_AGE_SECONDS = 5.0
 STALE_AFTER_SECONDS = 3.0  # three missed heartbeats (app/storage/changes.py)
 MAX_ENTRIES = 20_000
 SAFE_METHODS = ("GET", "HEAD")
+# One answer may take at most this share of ANSWER_MEMORY_BYTES (a page of 50 is ~25 KB).
+ANSWER_SHARE = 16
+# What an answer kept costs beyond its body (its headers, the entry): an estimate.
+ANSWER_OVERHEAD = 512
+# Request directives that ask for a fresh read (RFC 9111 5.2.1, 5.4).
+FRESH_DIRECTIVES = re.compile(rb"no-cache|max-age\s*=\s*0\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A full 200 as the inner app sent it (headers as sent, body whole)."""
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + ANSWER_OVERHEAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +70,7 @@ class Learned:
     operation: str
     since: int  # the change sequence when the full answer began
     at: float  # monotonic time it was learned
+    answer: Answer | None = None  # the 200 itself, when kept
 
 
 class Validators:
@@ -56,10 +79,12 @@ class Validators:
     lesson holds while no change of its tenant (and no reconnection) came after the
     moment its full answer began."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_bytes: int = 0) -> None:
         self.sequence = 0
         self.connected_at = 0  # sequence of the last (re)connection
         self.alive_at = float("-inf")
+        self.answer_bytes = answer_bytes  # room for kept answers; 0 keeps none
+        self._answers_size = 0
         self._changed_at: dict[str, int] = {}
         self._learned: dict[tuple[str, str, bytes], Learned] = {}
 
@@ -77,28 +102,52 @@ class Validators:
         self.connected_at = self.sequence
         self.alive_at = float("-inf")
         self._learned.clear()
+        self._answers_size = 0
 
     # -- used per request ----------------------------------------------------------
 
     def listening(self) -> bool:
         return time.monotonic() - self.alive_at < STALE_AFTER_SECONDS
 
+    def keeps_answers(self) -> bool:
+        return self.answer_bytes > 0
+
     def learn(self, tenant: str, path: str, query: bytes, etag: bytes, operation: str,
-              since: int) -> None:
+              since: int, answer: Answer | None = None) -> None:
         if not self._holds(tenant, since):
             return
+        key = (tenant, path, query)
+        previous = self._learned.get(key)
+        if (answer is None and previous is not None and previous.etag == etag
+                and self._holds(tenant, previous.since)):
+            answer = previous.answer  # a 304 by the full path: the kept 200 still holds
+        self._forget(key)
         if len(self._learned) >= MAX_ENTRIES:
             self._learned.clear()
-        self._learned[(tenant, path, query)] = Learned(etag, operation, since, time.monotonic())
+            self._answers_size = 0
+        if answer is not None and answer.size > self.answer_bytes // ANSWER_SHARE:
+            answer = None
+        if answer is not None:
+            # the oldest lessons make room (insertion order: the first learned go first)
+            while self._answers_size + answer.size > self.answer_bytes:
+                self._forget(next(iter(self._learned)))
+            self._answers_size += answer.size
+        self._learned[key] = Learned(etag, operation, since, time.monotonic(), answer)
 
     def known(self, tenant: str, path: str, query: bytes) -> Learned | None:
-        found = self._learned.get((tenant, path, query))
+        key = (tenant, path, query)
+        found = self._learned.get(key)
         if found is None:
             return None
         if time.monotonic() - found.at >= MAX_AGE_SECONDS or not self._holds(tenant, found.since):
-            del self._learned[(tenant, path, query)]
+            self._forget(key)
             return None
         return found
+
+    def _forget(self, key: tuple[str, str, bytes]) -> None:
+        found = self._learned.pop(key, None)
+        if found is not None and found.answer is not None:
+            self._answers_size -= found.answer.size
 
     def _holds(self, tenant: str, since: int) -> bool:
         return (self.listening() and self.connected_at <= since
@@ -128,25 +177,16 @@ class ConditionalReads:
             if await self._answer_from_memory(scope, send, rt):
                 return
         since = validators.sequence
-        captured: list[Any] = [0, None]
-
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                captured[0] = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name.lower() == b"etag":
-                        captured[1] = value
-            await send(message)
-
+        capture = _Capture(send, keep_body=method == "GET" and validators.keeps_answers(),
+                           limit=validators.answer_bytes // ANSWER_SHARE)
         await self.app(scope, receive, capture)
-        status, etag = captured
-        if etag is None or status not in (200, 304) or method != "GET":
+        if capture.etag is None or capture.status not in (200, 304) or method != "GET":
             return
         state = request_state(scope)
         operation = state.operation_id(scope)
         if operation in CACHEABLE and state.principal is not None and not _has_cookie(scope):
             validators.learn(state.principal.tenant, scope["path"], scope["query_string"],
-                             etag, operation, since)
+                             capture.etag, operation, since, capture.answer())
 
     @staticmethod
     async def _answer_from_memory(scope: dict[str, Any], send: Any, rt: Any) -> bool:
@@ -160,13 +200,19 @@ class ConditionalReads:
                 x_tenant = value
             elif name == b"cookie":
                 return False
-        if if_none_match is None or api_key is None:
+            elif name in (b"cache-control", b"pragma") and FRESH_DIRECTIVES.search(value):
+                return False
+        if api_key is None:
             return False
         principal = rt.keys.get(key_service.hash_secret(api_key.decode("latin-1")))
         if principal is None:
             return False
         known = rt.validators.known(principal.tenant, scope["path"], scope["query_string"])
-        if known is None or not matches(if_none_match.decode("latin-1"), known.etag.decode()):
+        if known is None:
+            return False
+        unchanged = if_none_match is not None and matches(if_none_match.decode("latin-1"),
+                                                          known.etag.decode())
+        if not unchanged and known.answer is None:
             return False
         client = scope.get("client")
         try:
@@ -181,10 +227,58 @@ class ConditionalReads:
         state.operation = known.operation
         if rt.keys.should_touch(principal.key_id):
             rt.spawn(key_service.touch(db=rt.db, principal=principal))
-        await send({"type": "http.response.start", "status": 304,
-                    "headers": [(b"etag", known.etag)]})
-        await send({"type": "http.response.body", "body": b""})
+        if unchanged:
+            await send({"type": "http.response.start", "status": 304,
+                        "headers": [(b"etag", known.etag)]})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            assert known.answer is not None
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": list(known.answer.headers)})
+            await send({"type": "http.response.body", "body": known.answer.body})
         return True
+
+
+class _Capture:
+    """send() that notes a full answer's status and ETag on the way out, and keeps a copy
+    of a 200's headers and body (up to `limit` bytes) when asked to."""
+
+    __slots__ = ("etag", "headers", "keep_body", "limit", "parts", "send", "size", "status")
+
+    def __init__(self, send: Any, *, keep_body: bool, limit: int) -> None:
+        self.send = send
+        self.keep_body = keep_body
+        self.limit = limit
+        self.status = 0
+        self.etag: bytes | None = None
+        self.headers: tuple[tuple[bytes, bytes], ...] = ()
+        self.parts: list[bytes] | None = None
+        self.size = 0
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+            headers = message.get("headers", ())
+            for name, value in headers:
+                if name.lower() == b"etag":
+                    self.etag = value
+            if self.keep_body and self.status == 200 and self.etag is not None:
+                self.headers = tuple((bytes(n), bytes(v)) for n, v in headers)
+                self.parts = []
+        elif kind == "http.response.body" and self.parts is not None:
+            body = message.get("body", b"")
+            self.size += len(body)
+            if self.size > self.limit:
+                self.parts = None  # too large to keep: only its ETag is learned
+            elif body:
+                self.parts.append(bytes(body))
+        await self.send(message)
+
+    def answer(self) -> Answer | None:
+        if self.parts is None:
+            return None
+        return Answer(self.headers, b"".join(self.parts))
 
 
 def _forgetting(scope: dict[str, Any], send: Any, validators: Validators) -> Any:

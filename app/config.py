@@ -232,6 +232,8 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = env("OTEL_EXPORTER_OTLP_ENDPOINT")  # tracing off unless set
     otel_service_name: str = env("OTEL_SERVICE_NAME", "qc-collector")
     validate_responses: Bool = env("VALIDATE_RESPONSES", False)
+    # room in each API worker for repeated reads' full answers (app/conditional.py); 0 keeps none
+    answer_memory_bytes: Int = env("ANSWER_MEMORY_BYTES", 8 * 1024 * 1024, minimum=0)
     # false: every operation through connexion's whole chain, none by app/direct.py
     direct_operations: Bool = env("DIRECT_OPERATIONS", True)
     # false: workers accept connections as they race for them (app/server.py)

@@ -81,11 +81,11 @@ class Runtime:
             log.warning("background task failed: %s", task.exception().__class__.__name__)
 
 
-def _validators() -> Validators:
+def _validators(answer_bytes: int = 0) -> Validators:
     # app.conditional reaches the runtime per request; imported here, not at the top
     from app.conditional import Validators
 
-    return Validators()
+    return Validators(answer_bytes)
 
 
 _current: Runtime | None = None
@@ -121,7 +121,8 @@ async def start(settings: Settings) -> Runtime:
                       limiter=RateLimiter(settings.rate_limit_per_tenant, settings.rate_limit_burst),
                       credential_throttle=AddressThrottle("credential",
                                                           settings.auth_failures_per_minute),
-                      login_throttle=AddressThrottle("login", settings.console_login_per_minute))
+                      login_throttle=AddressThrottle("login", settings.console_login_per_minute),
+                      validators=_validators(settings.answer_memory_bytes))
     _current = runtime
     try:
         await db.open(wait=15)

@@ -139,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = [
             ("single POST /ingest/qc", "/ingest/qc", lambda: None,
              ingest_script(api_headers("acme", "operator"))),
-            (f"GET {LIST_PATH}", LIST_PATH, lambda: viewer, None),
+            # the SELECT's path (a repeated plain GET is answered from memory, like the 304)
+            (f"GET {LIST_PATH} (Cache-Control: no-cache)", LIST_PATH,
+             lambda: {**viewer, "Cache-Control": "no-cache"}, None),
+            (f"GET {LIST_PATH}, repeated (from memory)", LIST_PATH, lambda: viewer, None),
             ("the same, 304", LIST_PATH, unchanged, None),
             ("GET /timeline (48 h x hour)", "/timeline?bucket=hour", lambda: viewer, None),
             # last: its rows would change what the reads above read

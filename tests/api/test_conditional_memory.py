@@ -65,8 +65,12 @@ def test_an_unchanged_list_is_answered_304_without_the_database(http, database, 
             with httpx.Client(base_url=str(http.base_url), timeout=10) as fresh:
                 answers.append(_listing(fresh, marker, **{"If-None-Match": tag}).status_code)
         assert 304 in answers
+        # another ETag gets the 200 this process kept for the URL, with the current tag
+        other = _listing(http, marker, **{"If-None-Match": '"not-this-one"'})
+        assert other.status_code == 200 and other.headers["ETag"] == tag
         # what memory cannot answer still takes the full path (and fails here, as it must)
-        unknown = _listing(http, marker, **{"If-None-Match": '"not-this-one"'})
+        unknown = http.get("/reports", params={"label": f"marker:{marker}", "limit": "7"},
+                           headers={**headers(role="viewer"), "If-None-Match": tag})
         assert unknown.status_code >= 500
 
 
@@ -111,3 +115,63 @@ def test_a_304_from_memory_carries_the_full_paths_headers(http, marker):
     assert names <= {n.lower() for n in from_memory.headers}
     for name in ("cache-control", "vary", "x-content-type-options", "referrer-policy"):
         assert from_memory.headers[name] == full.headers[name]
+
+
+def _answered_from_memory(http: httpx.Client, marker: str) -> httpx.Response:
+    """The list as the process kept it (learned like the 304s; a plain GET after that)."""
+    _learned(http, marker)
+    return _listing(http, marker)
+
+
+def test_a_repeated_list_is_answered_200_from_memory_without_the_database(
+        http, database, marker):
+    kept = _answered_from_memory(http, marker)
+    assert kept.status_code == 200 and len(kept.json()["items"]) == 1
+    for _ in range(10):  # fresh connections: let every worker learn it from a full answer
+        with httpx.Client(base_url=str(http.base_url), timeout=10) as fresh:
+            assert _listing(fresh, marker).content == kept.content
+    with version_reads_refused(database.owner_url):
+        same = _listing(http, marker)
+        assert same.status_code == 200
+        assert same.content == kept.content and same.headers["ETag"] == kept.headers["ETag"]
+        answers = []
+        for _ in range(20):
+            with httpx.Client(base_url=str(http.base_url), timeout=10) as fresh:
+                answers.append(_listing(fresh, marker))
+        # a worker that has not learned it takes the full path and fails here: never stale
+        assert any(a.status_code == 200 for a in answers)
+        assert all(a.content == kept.content for a in answers if a.status_code == 200)
+        # a client asking for a fresh read always takes the full path
+        for fresh_read in ({"Cache-Control": "no-cache"}, {"Cache-Control": "max-age=0"},
+                           {"Pragma": "no-cache"}):
+            assert _listing(http, marker, **fresh_read).status_code >= 500
+
+
+def test_a_write_replaces_the_kept_list_at_once_for_the_writer_and_promptly_for_all(
+        http, marker):
+    _answered_from_memory(http, marker)
+    r = http.post("/ingest/qc", json=report(labels={"marker": marker}), headers=headers())
+    assert r.status_code == 201
+    assert len(_listing(http, marker).json()["items"]) == 2
+    started = time.monotonic()
+    for _ in range(10):
+        with httpx.Client(base_url=str(http.base_url), timeout=10) as fresh:
+            while len(_listing(fresh, marker).json()["items"]) != 2:
+                assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5
+
+
+def test_a_200_from_memory_is_the_full_paths_answer(http, marker):
+    from_memory = _answered_from_memory(http, marker)
+    full = _listing(http, marker, **{"Cache-Control": "no-cache"})
+    assert from_memory.status_code == full.status_code == 200
+    assert from_memory.content == full.content
+    names = {n.lower() for n in full.headers} - {"date", "x-request-id"}
+    assert names == {n.lower() for n in from_memory.headers} - {"date", "x-request-id"}
+    for name in names:
+        assert from_memory.headers[name] == full.headers[name], name
+    # refusals are the full path's, as for a 304
+    assert _listing(http, marker, **{"X-Tenant": "globex"}).status_code == 403
+    other_tenant = http.get("/reports", params={"label": f"marker:{marker}"},
+                            headers=headers(tenant="globex", role="viewer"))
+    assert other_tenant.status_code == 200 and other_tenant.json()["items"] == []

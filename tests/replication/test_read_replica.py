@@ -75,7 +75,9 @@ def test_reads_run_on_the_replica_and_metrics_show_it(deployment):
     before = served(deployment)
     with httpx.Client(base_url=deployment.url, timeout=10) as http:
         for _ in range(20):
-            assert http.get("/reports", headers=headers(role="viewer")).status_code == 200
+            # no-cache: a repeated read would be answered from the worker's memory
+            fresh = {**headers(role="viewer"), "Cache-Control": "no-cache"}
+            assert http.get("/reports", headers=fresh).status_code == 200
     after = served(deployment)
     assert after.get("replica", 0) - before.get("replica", 0) >= 20
     ready, text = status(deployment)
