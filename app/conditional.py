@@ -34,7 +34,7 @@ from typing import Any
 
 from app import runtime
 from app.errors import DomainError
-from app.observability import request_state
+from app.observability import FROM_MEMORY, request_state
 from app.security import guard
 from app.services.access import keys as key_service
 from app.services.versions import matches
@@ -49,6 +49,9 @@ SAFE_METHODS = ("GET", "HEAD")
 ANSWER_SHARE = 16
 # What an answer kept costs beyond its body (its headers, the entry): an estimate.
 ANSWER_OVERHEAD = 512
+# the counter's two series, looked up once
+NOT_MODIFIED_FROM_MEMORY = FROM_MEMORY.labels("304")
+KEPT_FROM_MEMORY = FROM_MEMORY.labels("200")
 # Request directives that ask for a fresh read (RFC 9111 5.2.1, 5.4).
 FRESH_DIRECTIVES = re.compile(rb"no-cache|max-age\s*=\s*0\b", re.IGNORECASE)
 
@@ -228,11 +231,13 @@ class ConditionalReads:
         if rt.keys.should_touch(principal.key_id):
             rt.spawn(key_service.touch(db=rt.db, principal=principal))
         if unchanged:
+            NOT_MODIFIED_FROM_MEMORY.inc()
             await send({"type": "http.response.start", "status": 304,
                         "headers": [(b"etag", known.etag)]})
             await send({"type": "http.response.body", "body": b""})
         else:
             assert known.answer is not None
+            KEPT_FROM_MEMORY.inc()
             await send({"type": "http.response.start", "status": 200,
                         "headers": list(known.answer.headers)})
             await send({"type": "http.response.body", "body": known.answer.body})

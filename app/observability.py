@@ -61,6 +61,11 @@ REJECTED = Counter("qcc_requests_rejected_total",
 # read's start past READ_WAIT_SECONDS); counted from the Database's tallies when sampled.
 REPLICA_READS = Counter("qcc_replica_reads_total", "Read units that could go to the replica,"
                         " by who served them (replica, primary)", ["served_by"])
+# Repeated reads answered from a worker's memory (app/conditional.py), by status: against
+# qcc_http_requests_total of the same operations, the share that never reached the database.
+FROM_MEMORY = Counter("qcc_answers_from_memory_total",
+                      "Repeated reads answered from the worker's memory, by status (200, 304)",
+                      ["status"])
 # Each worker's connection pools, sampled every few seconds; summed over live workers.
 POOL = Gauge("qcc_db_pool", "Connections of this pod's pools by pool and state"
              " (in_use, idle, waiting = requests queued for a connection)",

@@ -26,6 +26,8 @@ from app.storage.db import Read, prepared_call, scope_version_statement
 from app.storage.queries import q
 from bench import wrk
 
+# pgbench's own threads (-j): PostgreSQL's rate, not the client's, is the limit
+THREADS = 2
 # the id of each pgbench ingest: a valid uuid whose last 12 digits pgbench substitutes
 ID_PREFIX = "00000000-0000-7000-8000-"
 
@@ -118,7 +120,7 @@ def timeline_script(conn: psycopg.Connection, *, tenant: str) -> str:
 
 
 def run(app_url: str, script: str, *, seconds: float, clients: int = wrk.CONNECTIONS,
-        threads: int = wrk.THREADS, mode: str = "prepared") -> Limit:
+        threads: int = THREADS, mode: str = "prepared") -> Limit:
     """pgbench -n (no vacuum, no pgbench tables) with `script` for `seconds`."""
     params = psycopg.conninfo.conninfo_to_dict(app_url)
     env = {**os.environ}

@@ -541,7 +541,7 @@ def limits(db: LiveDatabase, seconds: float, service: dict[str, float]) -> list[
         before = load_average()
         clients = 1 if name.startswith("timeline") else wrk.CONNECTIONS
         result = limit.run(db.app_url, script, seconds=seconds, clients=clients,
-                           threads=min(clients, wrk.THREADS), mode=mode)
+                           threads=min(clients, limit.THREADS), mode=mode)
         wait_until_idle(os.getpid(), db.owner_url)
         log(f"  pgbench {name}: {result.tps:,.0f} tx/s, {result.latency_ms:.2f} ms average, "
             f"{result.failed} failed")

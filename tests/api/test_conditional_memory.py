@@ -5,6 +5,7 @@ same headers as the full path."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -161,8 +162,18 @@ def test_a_write_replaces_the_kept_list_at_once_for_the_writer_and_promptly_for_
     assert time.monotonic() - started < 5
 
 
+def _from_memory_total(http: httpx.Client) -> dict[str, float]:
+    text = http.get("/metrics").text
+    return {status: float(n) for status, n in re.findall(
+        r'^qcc_answers_from_memory_total\{status="(\d+)"\} (\S+)$', text, re.MULTILINE)}
+
+
 def test_a_200_from_memory_is_the_full_paths_answer(http, marker):
+    before = _from_memory_total(http)
     from_memory = _answered_from_memory(http, marker)
+    after = _from_memory_total(http)
+    assert after["200"] >= before.get("200", 0) + 1  # the plain GET after learning
+    assert after["304"] >= before.get("304", 0) + 1  # _learned's conditional GET
     full = _listing(http, marker, **{"Cache-Control": "no-cache"})
     assert from_memory.status_code == full.status_code == 200
     assert from_memory.content == full.content
