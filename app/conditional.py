@@ -77,10 +77,10 @@ class Learned:
 
 
 class Validators:
-    """What this process knows about tenants' ETags, and since when it has been told of
-    every change. A monotonically increasing sequence orders changes and lessons: a
-    lesson holds while no change of its tenant (and no reconnection) came after the
-    moment its full answer began."""
+    """What this process knows about tenants' ETags (and the answers kept with them), and
+    since when it has been told of every change. A monotonically increasing sequence
+    orders changes and lessons: a lesson holds while no change of its tenant (and no
+    reconnection) came after the moment its full answer began."""
 
     def __init__(self, answer_bytes: int = 0) -> None:
         self.sequence = 0
@@ -215,7 +215,8 @@ class ConditionalReads:
             return False
         unchanged = if_none_match is not None and matches(if_none_match.decode("latin-1"),
                                                           known.etag.decode())
-        if not unchanged and known.answer is None:
+        answer = None if unchanged else known.answer
+        if not unchanged and answer is None:
             return False
         client = scope.get("client")
         try:
@@ -230,17 +231,16 @@ class ConditionalReads:
         state.operation = known.operation
         if rt.keys.should_touch(principal.key_id):
             rt.spawn(key_service.touch(db=rt.db, principal=principal))
-        if unchanged:
+        if answer is None:
             NOT_MODIFIED_FROM_MEMORY.inc()
             await send({"type": "http.response.start", "status": 304,
                         "headers": [(b"etag", known.etag)]})
             await send({"type": "http.response.body", "body": b""})
         else:
-            assert known.answer is not None
             KEPT_FROM_MEMORY.inc()
             await send({"type": "http.response.start", "status": 200,
-                        "headers": list(known.answer.headers)})
-            await send({"type": "http.response.body", "body": known.answer.body})
+                        "headers": list(answer.headers)})
+            await send({"type": "http.response.body", "body": answer.body})
         return True
 
 
