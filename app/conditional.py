@@ -87,6 +87,7 @@ class Validators:
         self.connected_at = 0  # sequence of the last (re)connection
         self.alive_at = float("-inf")
         self.answer_bytes = answer_bytes  # room for kept answers; 0 keeps none
+        self.answer_limit = answer_bytes // ANSWER_SHARE  # the most one answer may take
         self._answers_size = 0
         self._changed_at: dict[str, int] = {}
         self._learned: dict[tuple[str, str, bytes], Learned] = {}
@@ -112,9 +113,6 @@ class Validators:
     def listening(self) -> bool:
         return time.monotonic() - self.alive_at < STALE_AFTER_SECONDS
 
-    def keeps_answers(self) -> bool:
-        return self.answer_bytes > 0
-
     def learn(self, tenant: str, path: str, query: bytes, etag: bytes, operation: str,
               since: int, answer: Answer | None = None) -> None:
         if not self._holds(tenant, since):
@@ -128,7 +126,7 @@ class Validators:
         if len(self._learned) >= MAX_ENTRIES:
             self._learned.clear()
             self._answers_size = 0
-        if answer is not None and answer.size > self.answer_bytes // ANSWER_SHARE:
+        if answer is not None and answer.size > self.answer_limit:
             answer = None
         if answer is not None:
             # the oldest lessons make room (insertion order: the first learned go first)
@@ -180,8 +178,7 @@ class ConditionalReads:
             if await self._answer_from_memory(scope, send, rt):
                 return
         since = validators.sequence
-        capture = _Capture(send, keep_body=method == "GET" and validators.keeps_answers(),
-                           limit=validators.answer_bytes // ANSWER_SHARE)
+        capture = _Capture(scope, send, limit=validators.answer_limit if method == "GET" else 0)
         await self.app(scope, receive, capture)
         if capture.etag is None or capture.status not in (200, 304) or method != "GET":
             return
@@ -246,13 +243,13 @@ class ConditionalReads:
 
 class _Capture:
     """send() that notes a full answer's status and ETag on the way out, and keeps a copy
-    of a 200's headers and body (up to `limit` bytes) when asked to."""
+    of the headers and body (up to `limit` bytes; 0: none) of a CACHEABLE operation's 200."""
 
-    __slots__ = ("etag", "headers", "keep_body", "limit", "parts", "send", "size", "status")
+    __slots__ = ("etag", "headers", "limit", "parts", "scope", "send", "size", "status")
 
-    def __init__(self, send: Any, *, keep_body: bool, limit: int) -> None:
+    def __init__(self, scope: dict[str, Any], send: Any, *, limit: int) -> None:
+        self.scope = scope
         self.send = send
-        self.keep_body = keep_body
         self.limit = limit
         self.status = 0
         self.etag: bytes | None = None
@@ -268,7 +265,9 @@ class _Capture:
             for name, value in headers:
                 if name.lower() == b"etag":
                     self.etag = value
-            if self.keep_body and self.status == 200 and self.etag is not None:
+            # routing is done when the answer starts: other reads' bodies are not copied
+            if (self.limit and self.status == 200 and self.etag is not None
+                    and request_state(self.scope).operation_id(self.scope) in CACHEABLE):
                 self.headers = tuple((bytes(n), bytes(v)) for n, v in headers)
                 self.parts = []
         elif kind == "http.response.body" and self.parts is not None:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # One wrk thread: with two on 2 cores (beside the server's two workers) wrk held single
-# connections for 0.2-1.6 s in 2-3 of 6 runs at 20,000+ req/s (a path answered from
-# memory; never /health at 9,000-13,600), which its latency correction multiplies into a
-# p99 of 0.1-1.3 s. Two Python clients of 16 connections each on the same server saw no
+# connections for up to 1.2-1.6 s in 5 of 18 runs at 20,000+ req/s (a path answered from
+# memory; never /health at 9,000-13,600 in 6), which its latency correction multiplies
+# into a p99 of 0.47-1.22 s. Two Python clients of 16 connections each on the same server saw no
 # request over 0.13 s in 10 runs, one wrk thread none over 44 ms in 5 (ad-hoc, 2026-12-03).
 THREADS = 1
 CONNECTIONS = 32
