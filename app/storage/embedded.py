@@ -15,6 +15,16 @@ log = logging.getLogger("qc_collector.embedded")
 DATABASE = "qc_collector"
 APP_ROLE = "qcc_app"
 
+# Server settings the embedded database runs with (ALTER SYSTEM, kept in its data dir).
+# wal_compression: a retention commit deleting 1,000,000 reports writes ~2.2 GB of WAL,
+# nearly all of it full-page images (every heap page it empties, once per checkpoint);
+# every ingest commit meanwhile waits for its own flush behind those bytes. Compressed
+# (pglz: this build of PostgreSQL has neither lz4 nor zstd) it writes ~1.1-1.2 GB, and
+# ingest's p99 during the commit rose 1.78-2.75x over its p99 without it instead of
+# 2.98-4.02x (RETENTION_PAUSE 1; ad-hoc probe, 2-4 rounds each, interleaved). A managed or
+# self-managed server is tuned by its operator: docs/RUNBOOK.md (section 8) says how.
+SERVER_SETTINGS = {"wal_compression": "pglz"}
+
 
 @dataclass(frozen=True)
 class EmbeddedDatabase:
@@ -45,10 +55,25 @@ def start(data_dir: Path) -> EmbeddedDatabase:
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
         ensure_app_login(conn)
+        apply_server_settings(conn)
     owner_url = _conninfo(root_url, dbname=DATABASE)
     app_url = _conninfo(root_url, dbname=DATABASE, user=APP_ROLE)
     log.info("embedded PostgreSQL running in %s", pgdata)
     return EmbeddedDatabase(server=server, owner_url=owner_url, app_url=app_url)
+
+
+def apply_server_settings(conn: psycopg.Connection) -> None:
+    """SERVER_SETTINGS that differ from the running server's, applied by a reload (each
+    one takes effect without a restart)."""
+    changed = False
+    for name, value in SERVER_SETTINGS.items():
+        current = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+        if current is None or current[0] != value:
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                sql.Identifier(name), sql.Literal(value)))
+            changed = True
+    if changed:
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def ensure_app_login(conn: psycopg.Connection) -> None:
