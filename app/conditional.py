@@ -13,8 +13,9 @@ works) passes the same refused-credential throttle, role guard (generated from t
 x-roles), X-Tenant check and tenant rate limit as the full path, and is answered 304 when
 its If-None-Match holds that ETag, else with the kept 200. Anything else — unknown URL,
 other ETag without a kept answer, session cookie, `Cache-Control: no-cache` (or
-`max-age=0`, `Pragma: no-cache`: the client asks for a fresh read), a refusal — takes the
-full path, which renders the answer exactly as before.
+`max-age=0`, `Pragma: no-cache`: the client asks for a fresh read), a header the contract
+refuses (DECLARED_HEADERS, from generated/openapi.json), a refusal — takes the full path,
+which renders the answer exactly as before.
 
 Staleness: a change committed by another process is forgotten when its notification
 arrives (milliseconds; measured in tests/api/test_conditional_memory.py); a write
@@ -32,15 +33,43 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from app import runtime
+from app.contract import BUNDLED
 from app.errors import DomainError
 from app.observability import FROM_MEMORY, request_state
 from app.security import guard
 from app.services.access import keys as key_service
 from app.services.versions import matches
+from app.validation import compiled
 
 # Reads whose ETag is a function of (tenant version, URL) and nothing else (no "now").
 CACHEABLE = frozenset({"reports.list_reports", "reports.get_report"})
+
+
+def _declared_headers(spec_path: Any = BUNDLED) -> dict[str, dict[bytes, Any]]:
+    """Each CACHEABLE operation's header parameters, as the contract declares them, with
+    their compiled schemas: a header the full path refuses (400) is not answered from
+    memory either (the query string needs no check: a kept answer is keyed by it, and it
+    was validated by the full path that learned it)."""
+    spec = orjson.loads(spec_path.read_bytes())
+    shared = spec.get("components", {}).get("parameters", {})
+    declared: dict[str, dict[bytes, Any]] = {}
+    for item in spec["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or operation.get("operationId") not in CACHEABLE:
+                continue
+            headers = declared.setdefault(operation["operationId"], {})
+            for parameter in [*item.get("parameters", ()), *operation.get("parameters", ())]:
+                if "$ref" in parameter:
+                    parameter = shared[parameter["$ref"].rsplit("/", 1)[-1]]
+                if parameter["in"] == "header":
+                    headers[parameter["name"].lower().encode()] = compiled(parameter["schema"])
+    return declared
+
+
+DECLARED_HEADERS = _declared_headers()
 MAX_AGE_SECONDS = 5.0
 STALE_AFTER_SECONDS = 3.0  # three missed heartbeats (app/storage/changes.py)
 MAX_ENTRIES = 20_000
@@ -208,7 +237,7 @@ class ConditionalReads:
         if principal is None:
             return False
         known = rt.validators.known(principal.tenant, scope["path"], scope["query_string"])
-        if known is None:
+        if known is None or not _headers_valid(scope, known.operation):
             return False
         unchanged = if_none_match is not None and matches(if_none_match.decode("latin-1"),
                                                           known.etag.decode())
@@ -239,6 +268,15 @@ class ConditionalReads:
                         "headers": list(answer.headers)})
             await send({"type": "http.response.body", "body": answer.body})
         return True
+
+
+def _headers_valid(scope: dict[str, Any], operation: str) -> bool:
+    declared = DECLARED_HEADERS.get(operation, {})
+    for name, value in scope["headers"]:
+        schema = declared.get(name)
+        if schema is not None and not schema.is_valid(value.decode("latin-1")):
+            return False
+    return True
 
 
 class _Capture:

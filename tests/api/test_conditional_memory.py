@@ -103,6 +103,14 @@ def test_memory_refuses_what_the_full_path_refuses(http, marker):
     unknown_key = http.get("/reports", params={"label": f"marker:{marker}"},
                            headers={"X-Api-Key": "acme-viewer-key-9999", "If-None-Match": tag})
     assert unknown_key.status_code == 401
+    # a header the contract refuses is refused, never answered with the kept 200 or a 304
+    # (the same connection: its worker has learned the page)
+    for bad in ('E[Z[-\tteqo', f'{tag},\t"x"', '"' + "a" * 1024 + '"'):
+        refused = _listing(http, marker, **{"If-None-Match": bad})
+        assert refused.status_code == 400, bad
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        assert "If-None-Match" in refused.text
+    assert _listing(http, marker, **{"If-None-Match": tag}).status_code == 304
 
 
 def test_a_304_from_memory_carries_the_full_paths_headers(http, marker):
