@@ -33,7 +33,7 @@ def read_answer(conn: socket.socket, buffered: bytes = b"") -> tuple[bytes, byte
     head, _, rest = data.partition(b"\r\n\r\n")
     fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
     length = int(fields.get(b"content-length", b"0"))
-    if head.split(b" ", 2)[1] in (b"204", b"304") or head.startswith(b"HEAD"):
+    if head.split(b" ", 2)[1] in (b"204", b"304"):  # no body, whatever the fields say
         length = 0
     while len(rest) < length:
         chunk = conn.recv(65536)
