@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,7 +49,7 @@ from app.validation import compiled
 CACHEABLE = frozenset({"reports.list_reports", "reports.get_report"})
 
 
-def _declared_headers(spec_path: Any = BUNDLED) -> dict[str, dict[bytes, Any]]:
+def _declared_headers(spec_path: Path = BUNDLED) -> dict[str, dict[bytes, Any]]:
     """Each CACHEABLE operation's header parameters, as the contract declares them, with
     their compiled schemas: a header the full path refuses (400) is not answered from
     memory either (the query string needs no check: a kept answer is keyed by it, and it

@@ -23,14 +23,23 @@ def connect(server: LiveServer) -> socket.socket:
     return conn
 
 
-def read_answer(conn: socket.socket, buffered: bytes = b"") -> tuple[bytes, bytes, bytes]:
-    """One answer (status line and headers, body by content-length) and what follows it."""
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def read_head(conn: socket.socket, buffered: bytes = b"") -> tuple[bytes, bytes]:
+    """A response head (status line and headers) and the bytes read after it."""
     data = buffered
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
         assert chunk, f"connection closed mid-head: {data[:200]!r}"
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def read_answer(conn: socket.socket, buffered: bytes = b"") -> tuple[bytes, bytes, bytes]:
+    """One answer (status line and headers, body by content-length) and what follows it."""
+    head, rest = read_head(conn, buffered)
     fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
     length = int(fields.get(b"content-length", b"0"))
     if head.split(b" ", 2)[1] in (b"204", b"304"):  # no body, whatever the fields say
@@ -58,10 +67,10 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(server):
         started = time.monotonic()
         conn.sendall(request("POST", "/ingest/qc", fields, body)[:-len(body)])
         interim = conn.recv(65536)
-        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim[:80]
+        assert interim.startswith(CONTINUE), interim[:80]
         assert time.monotonic() - started < 0.5
         conn.sendall(body)
-        head, answer, _ = read_answer(conn, interim.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n"))
+        head, answer, _ = read_answer(conn, interim.removeprefix(CONTINUE))
     assert head.startswith(b"HTTP/1.1 201"), head[:200]
     assert json.loads(answer)["tenant"] == "acme"
 
@@ -70,14 +79,10 @@ def test_a_head_request_gets_the_head_at_once_and_no_body(server):
     with connect(server) as conn:
         started = time.monotonic()
         conn.sendall(request("HEAD", "/health", {}))
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = conn.recv(65536)
-            assert chunk, "connection closed"
-            head += chunk
+        head, after = read_head(conn)
         assert time.monotonic() - started < 1.0
         assert head.startswith(b"HTTP/1.1 200"), head[:80]
-        assert head.endswith(b"\r\n\r\n")  # nothing after the head
+        assert after == b""  # nothing after the head
         # the connection is still usable: the next answer is whole
         conn.sendall(request("GET", "/health", {}))
         next_head, body, _ = read_answer(conn)
