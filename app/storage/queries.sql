@@ -122,10 +122,11 @@ SELECT canonical, content_sha256, signed,
 
 -- name: list_reports_json
 -- One keyset page of summaries, each compact JSON made by PostgreSQL (no per-row decoding
--- of its columns in Python), with its keyset position; fetches page_size + 1 rows to know
--- whether more follow. The item up to content_sha256 was rendered when the row was written
--- (`summary`, migration 0014); a row written before that is rendered here by the same
--- function. Then signed, run_id and signature (the last two only when present). Keys in
+-- of its columns in Python); fetches page_size + 1 rows to know whether more follow. The
+-- next cursor's position is read from the page's last item ({position}: nothing when the
+-- item holds the sort key to the microsecond, else that column; see list_page_json). The
+-- item up to content_sha256 was rendered when the row was written (`summary`, migration
+-- 0014); a row written before that is rendered here by the same function. Then signed, run_id and signature (the last two only when present). Keys in
 -- the contract's order; every text goes through to_json (escaping). (`{{`/`}}` are
 -- literal braces: the text is a psycopg.sql template.)
 SELECT coalesce(summary, qcc_report_summary(reports))
@@ -141,8 +142,7 @@ SELECT coalesce(summary, qcc_report_summary(reports))
               FROM report_signatures s
              WHERE s.tenant_id = reports.tenant_id AND s.report_id = reports.id), '')
           ELSE '' END
-       || '}}' AS item,
-       {sort_col} AS sort_key, id
+       || '}}' AS item{position}
   FROM reports
  WHERE tenant_id = %(tenant)s
    {filters}

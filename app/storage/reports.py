@@ -170,6 +170,15 @@ class JsonPage:
     last: tuple[datetime, UUID] | None  # the last item's keyset position
 
 
+# The sort keys a list item holds exactly: received_at is rendered from its column to the
+# microsecond, so the next cursor's position is read from the page's last item; observed_at
+# is there as the producer's text, so that sort selects its column too. Selecting the
+# position of all page_size + 1 rows cost ~40 µs of the worker's CPU per page of 50
+# (decoding 102 timestamps and UUIDs; 66 against 104 µs, 5 rounds of 2,000 pages) and about
+# a tenth of PostgreSQL's (text output of both).
+KEY_IN_ITEM = frozenset({"received_at"})
+
+
 @functools.lru_cache(maxsize=512)
 def _page_statement(fragments: tuple[str, ...], sort: str, descending: bool, after: bool) -> str:
     """The page's statement text for one shape of filters (composed once per shape: the
@@ -179,7 +188,8 @@ def _page_statement(fragments: tuple[str, ...], sort: str, descending: bool, aft
     if after:
         filters = filters + sql.SQL(" ") + composed(
             "report_filter_after", sort_col=column, cmp=sql.SQL("<" if descending else ">"))
-    return composed("list_reports_json", sort_col=column, filters=filters,
+    position = sql.SQL("") if sort in KEY_IN_ITEM else sql.SQL(", {}").format(column)
+    return composed("list_reports_json", sort_col=column, filters=filters, position=position,
                     direction=sql.SQL("DESC" if descending else "ASC")).as_string()
 
 
@@ -190,11 +200,16 @@ def list_page_json(*, tenant: str, params: dict[str, Any], sort: str,
                                 params.get("after_time") is not None)
     size = params["page_size"]
 
+    def position(row: tuple[Any, ...]) -> tuple[datetime, UUID]:
+        item = orjson.loads(row[0])
+        moment = datetime.fromisoformat(item[sort]) if sort in KEY_IN_ITEM else row[1]
+        return moment, UUID(item["id"])
+
     def result(rows: list[tuple[Any, ...]]) -> JsonPage:
         page = rows[:size]
         more = len(rows) > size
         return JsonPage(b"[" + b",".join(row[0].encode() for row in page) + b"]", more,
-                        (page[-1][1], page[-1][2]) if more else None)
+                        position(page[-1]) if more else None)
 
     return Read(statement, {"tenant": tenant, **params}, result, generic_plan=True)
 

@@ -161,3 +161,35 @@ async def test_list_pages_reuse_one_generic_plan_per_connection(database):
         assert mode == ("auto",)  # the setting ended with each read
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("sort", ["received_at", "observed_at"])
+@pytest.mark.parametrize("descending", [True, False])
+async def test_a_page_hands_on_the_exact_position_of_its_last_item(database, owner, sort,
+                                                                  descending):
+    """The next cursor's position is read from the page's last item where the item holds
+    the sort key to the microsecond (received_at), else selected with the page: either
+    way it is that row's own (sort key, id), to the microsecond, also for a row written
+    before items were rendered at write time (summary NULL)."""
+    from app.storage import reports as report_store
+    from tests.factories import small_report, store
+
+    tenant = f"position-{uuid.uuid4().hex[:8]}"
+    db = await Database(database.app_url, min_size=1, max_size=1).open(wait=30)
+    try:
+        await store(db, tenant, *([small_report(
+            subject=f"s{n}", observed_at=f"2026-11-21T00:00:0{n}.123456789+01:00")]
+            for n in range(4)))
+        owner.execute("UPDATE reports SET summary = NULL WHERE tenant_id = %s AND subject = 's1'",
+                      (tenant,))
+        direction = "DESC" if descending else "ASC"
+        rows = owner.execute(f"SELECT {sort}, id FROM reports WHERE tenant_id = %s "
+                             f"ORDER BY {sort} {direction}, id {direction}", (tenant,)).fetchall()
+        assert any(row[0].microsecond for row in rows)  # a key cut to the second would differ
+        for size in (1, 2, 3):
+            read = report_store.list_page_json(tenant=tenant, params={"page_size": size},
+                                               sort=sort, descending=descending)
+            _, page = await db.read_versioned(tenant, read)
+            assert page.more and page.last == rows[size - 1]
+    finally:
+        await db.close()
