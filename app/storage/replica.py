@@ -24,7 +24,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -58,12 +60,14 @@ class Replica:
     """The replica's pool and its health, owned by the Database."""
 
     def __init__(self, conninfo: str, *, min_size: int, max_size: int, max_lag: float,
-                 wait: float, prepare_threshold: int | None) -> None:
+                 wait: float, prepare_threshold: int | None,
+                 configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]) -> None:
         self.conninfo = conninfo
         self.pool = AsyncConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, open=False,
             kwargs={"autocommit": True, "prepare_threshold": prepare_threshold},
-            name="qc-collector-replica", timeout=ACQUIRE_TIMEOUT_SECONDS, reconnect_timeout=5.0)
+            name="qc-collector-replica", timeout=ACQUIRE_TIMEOUT_SECONDS, reconnect_timeout=5.0,
+            configure=configure)
         self.max_lag = max_lag
         self.wait = wait
         # until the first check has seen the replica, reads stay on the primary

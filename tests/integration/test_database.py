@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+from typing import Any
 
 import orjson
 import psycopg
@@ -193,3 +194,68 @@ async def test_a_page_hands_on_the_exact_position_of_its_last_item(database, own
             assert page.more and page.last == rows[size - 1]
     finally:
         await db.close()
+
+
+async def test_a_page_of_50_comes_in_one_wake_up_of_the_event_loop(database, monkeypatch):
+    """libpq's input buffer starts at 16 KB, so a page of 50 (here ~30 KB) took two event
+    loop wake-ups per read, the second for bytes already in the socket; the pools grow the
+    buffer when a connection opens (db.GROW_INPUT_BUFFER). Counted against pools without
+    that: every read there needs two."""
+    import psycopg.waiting
+
+    from app.storage import db as db_module
+    from app.storage import reports as report_store
+    from tests.factories import small_report, store
+
+    wakes = 0
+    waiting = psycopg.waiting.wait_async
+
+    async def counted(gen: Any, fileno: int, *args: Any, **kwargs: Any) -> Any:
+        def counting() -> Any:
+            nonlocal wakes
+            try:
+                state = next(gen)
+            except StopIteration as done:
+                return done.value
+            while True:
+                wakes += 1
+                try:
+                    state = gen.send((yield state))
+                except StopIteration as done:
+                    return done.value
+        return await waiting(counting(), fileno, *args, **kwargs)
+
+    tenant = f"wakes-{uuid.uuid4().hex[:8]}"
+    padding = {f"label{n}": "x" * 40 for n in range(5)}
+    setup = await Database(database.app_url, min_size=1, max_size=1).open(wait=30)
+    try:
+        await store(setup, tenant, [small_report(subject=f"s{n}", labels=padding)
+                                    for n in range(60)])
+    finally:
+        await setup.close()
+
+    async def wakes_per_read() -> list[int]:
+        nonlocal wakes
+        db = await Database(database.app_url, min_size=1, max_size=1).open(wait=30)
+        try:
+            counts = []
+            for _ in range(20):
+                read = report_store.list_page_json(tenant=tenant, params={"page_size": 50},
+                                                   sort="received_at", descending=True)
+                wakes = 0
+                _, page = await db.read_versioned(tenant, read)
+                counts.append(wakes)
+            assert len(page.items) > 16 * 1024
+            return counts
+        finally:
+            await db.close()
+
+    monkeypatch.setattr(psycopg.waiting, "wait_async", counted)
+    grown = await wakes_per_read()
+
+    async def unchanged(conn: Any) -> None:
+        return None
+
+    monkeypatch.setattr(db_module, "grow_input_buffer", unchanged)
+    assert min(await wakes_per_read()) >= 2
+    assert sorted(grown)[len(grown) // 2] == 1  # the median read: one wake-up
