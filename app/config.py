@@ -249,7 +249,7 @@ class Settings(BaseSettings):
     export_ttl: Int = env("EXPORT_TTL", 86_400, minimum=1)
     retention_plan_ttl: Int = env("RETENTION_PLAN_TTL", 3600, minimum=1)
     retention_days: Int = env("RETENTION_DAYS", 90, minimum=0)
-    retention_batch: Int = env("RETENTION_BATCH", 5000, minimum=1)
+    retention_batch: Int = env("RETENTION_BATCH", 1000, minimum=1)
     retention_pause: Float = env("RETENTION_PAUSE", 2.0, minimum=0.0)
     worker_concurrency: Int = env("WORKER_CONCURRENCY", 2, minimum=1)
     # whole seconds in the environment
