@@ -131,7 +131,7 @@ def translate(exc: BaseException) -> DomainError | None:
 
 
 # libpq reads a result into an input buffer of 16 KB at first, and psycopg waits on the
-# event loop whenever a read left the result incomplete: a list page of 50 (20-25 KB) took
+# event loop whenever a read left the result incomplete: a list page of 50 (20-30 KB) took
 # two wake-ups, the second for bytes already in the socket. libpq enlarges the buffer for a
 # message that does not fit and never shrinks it, so one 40 KB value when a connection
 # opens makes it 64 KB for the connection's life: one wake-up per page, 102 against 130 µs

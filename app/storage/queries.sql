@@ -126,9 +126,10 @@ SELECT canonical, content_sha256, signed,
 -- next cursor's position is read from the page's last item ({position}: nothing when the
 -- item holds the sort key to the microsecond, else that column; see list_page_json). The
 -- item up to content_sha256 was rendered when the row was written (`summary`, migration
--- 0014); a row written before that is rendered here by the same function. Then signed, run_id and signature (the last two only when present). Keys in
--- the contract's order; every text goes through to_json (escaping). (`{{`/`}}` are
--- literal braces: the text is a psycopg.sql template.)
+-- 0014); a row written before that is rendered here by the same function. Then signed,
+-- run_id and signature (the last two only when present). Keys in the contract's order;
+-- every text goes through to_json (escaping). (`{{`/`}}` are literal braces: the text is
+-- a psycopg.sql template.)
 SELECT coalesce(summary, qcc_report_summary(reports))
        || ',"signed":' || signed
        || CASE WHEN run_id IS NULL THEN '' ELSE ',"run_id":' || to_json(run_id) END
