@@ -82,9 +82,9 @@ def versioned_read(conn: psycopg.Connection, *, tenant: str, read: Read[Any]) ->
     with psycopg.ClientCursor(conn) as cur:
         for statement, params in ((scope_version_statement(read, prepared=True),
                                    {"tenant": tenant}), (read.statement, read.params)):
-            _, prepare, call = prepared_call(cur, statement, params)
+            _, prepare, call, args = prepared_call(statement, params)
             prepares.append(" ".join(prepare.split()) + ";")
-            calls.append(" ".join(call.split()))
+            calls.append(" ".join(cur.mogrify(call, args).split()))
     return "\n".join([
         "\\if :prepared = 0",
         *prepares,
