@@ -129,6 +129,33 @@ async def test_a_versioned_read_is_one_scoped_round_trip_and_survives_a_lost_pre
         await db.close()
 
 
+async def test_a_versioned_read_cut_short_gives_its_connection_back_to_serve_the_next(database):
+    """A read abandoned mid-flight (a client gone, a deadline) hands back its pooled
+    connection (read_versioned takes and returns it itself): with a pool of one, the next
+    read is served at once, on a session with no scope left and no statement running."""
+    from app.storage.db import Read
+
+    db = await Database(database.app_url, min_size=1, max_size=1, timeout=5).open(wait=30)
+    slow = Read("SELECT pg_sleep(%(s)s::float8), current_setting('app.tenant')", {"s": 30},
+                lambda rows: rows[0])
+    quick = Read("SELECT current_setting('app.tenant'),"
+                 " (SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_sleep%%'"
+                 "  AND state = 'active' AND pid <> pg_backend_pid())",
+                 {}, lambda rows: rows[0])
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(db.read_versioned("tenant-a", slow), 0.5)
+        started = time.monotonic()
+        assert (await db.read_versioned("tenant-b", quick))[1] == ("tenant-b", 0)
+        assert time.monotonic() - started < 3.0
+        async with db.system() as conn:
+            setting = await (await conn.execute(
+                "SELECT coalesce(current_setting('app.tenant', true), '')")).fetchone()
+            assert setting == ("",)
+    finally:
+        await db.close()
+
+
 async def test_list_pages_reuse_one_generic_plan_per_connection(database):
     """A list page is planned once per pooled connection (its generic plan, SET LOCAL for
     the read alone), whatever its values: PostgreSQL left to choose re-planned it on every
