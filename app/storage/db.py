@@ -388,23 +388,23 @@ class Database:
         prepares: list[str] = []
         if prepared:
             known = self._prepared.setdefault(conn, set())
-            calls, args = [], []
+            templates, args = [], []
             for statement, params in ((scope, {"tenant": tenant}), (read.statement, read.params)):
-                name, prepare, call, call_args = prepared_call(statement, params)
+                name, prepare, template, template_args = prepared_call(statement, params)
                 if name not in known:
                     known.add(name)  # noted before it runs: a PREPARE outlives a failed read
                     prepares.append(prepare)
-                calls.append(call)
-                args += call_args
+                templates.append(template)
+                args += template_args
             # both EXECUTEs quoted in one pass (a PREPARE's text is not a template: it may
             # hold a literal %): ~15 µs of the worker's CPU less per read than one each
-            calls = [cur.mogrify(";\n".join(calls), args)]
+            calls = cur.mogrify(";\n".join(templates), args)
         else:
-            calls = [cur.mogrify(scope, (tenant, "", "api", tenant)),
-                     cur.mogrify(read.statement, read.params)]
+            calls = (cur.mogrify(scope, (tenant, "", "api", tenant)) + ";\n"
+                     + cur.mogrify(read.statement, read.params))
         # the instrumentation does not see this cursor: the span shows the text unbound
         with tracing.statement_span(scope + ";\n" + read.statement):
-            await cur.execute(";\n".join(prepares + calls))
+            await cur.execute(";\n".join([*prepares, calls]))
         for _ in prepares:
             cur.nextset()
         row = await cur.fetchone()
